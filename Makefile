@@ -1,0 +1,42 @@
+# perpsim: every command sets itself up. `make demo` and `make test` are the README's quick start.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# ape-vyper uses the pip-installed vyper only when it is on PATH; otherwise it tries to download one.
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(PATH)
+STAMP := $(VENV)/.installed
+ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+
+.PHONY: setup demo test compile bench fuzz devnet devnet-stop clean
+
+setup: $(STAMP) $(ANVIL)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "perpsim needs $(PYTHON) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+# anvil comes from the npm registry, pinned in package.json / package-lock.json.
+$(ANVIL): package.json
+	@command -v npm >/dev/null || { echo "npm not found: anvil (the devnet) cannot be installed; integration tests will be skipped"; exit 0; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@test -x $(ANVIL) || chmod +x $(ANVIL)
+
+compile: $(STAMP)
+	$(BIN)/ape compile
+
+demo: setup
+	$(BIN)/python -m sim.demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m benchmarks.gas
+
+clean:
+	rm -rf .build .pytest_cache .hypothesis

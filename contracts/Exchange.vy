@@ -1,0 +1,976 @@
+# pragma version ~=0.4.3
+# pragma nonreentrancy on
+# pragma optimize codesize
+"""
+@title Exchange
+@license MIT
+@notice Perpetual futures markets against the Vault: cross-margined subaccounts,
+        skew-priced trades, continuous funding and three mark-price modes (DESIGN §4).
+        Liquidation and ADL are decided by the Liquidator, which this contract trusts
+        through narrow hooks (`liquidation_fill`, `declare_bankrupt`, `deleverage_fill`);
+        EIP-170 does not fit both in one contract.
+@dev Units: prices, sizes, rates and fractions are 1e18 fixed point; collateral is held
+     as 1e18 USD on the books and moves as 6-decimal tokens, converted with PRECISION.
+     Every realised amount is rounded to whole token units in the protocol's favour,
+     so token balances match the books exactly (DESIGN §5.1).
+     Every collateral change settles against the Vault. The Exchange holds tokens for
+     positive collateral only; a subaccount's negative collateral (a realised loss that
+     its unrealised gains elsewhere still cover, or bad debt) is owed to the Vault and
+     counted as `vault_receivable`, so no trader's loss is ever paid with another
+     trader's tokens. The InsuranceFund pays bad debt to the Vault, its creditor.
+     Funding rates are stored per day (1e18 == 100% a day). The `premium` model computes
+     DESIGN's per-8h rate and multiplies it by 3. The premium EMA uses the continuous
+     approximation alpha = dt / (dt + tau), tau = half_life / ln 2.
+"""
+
+from ethereum.ercs import IERC20
+from interfaces import IOracle
+from interfaces import IPayer
+from interfaces import IExchange
+import modules.fixed_math as fm
+
+implements: IExchange
+
+# ---------------------------------------------------------------- CONSTANTS
+WAD: constant(uint256) = 10**18
+IWAD: constant(int256) = 10**18
+MAX_POSITIONS: constant(uint256) = 8
+MAX_MARKETS: constant(uint256) = 16
+DAY: constant(int256) = 86400
+LN2: constant(int256) = 693147180559945309
+INTEREST_8H: constant(int256) = 10**14          # 0.01% per 8 h
+INTEREST_CLAMP_8H: constant(int256) = 5 * 10**14  # 0.05% per 8 h
+
+FUNDING_PREMIUM: constant(uint256) = 0
+FUNDING_VELOCITY: constant(uint256) = 1
+MARK_ORACLE: constant(uint256) = 0
+MARK_PREMIUM: constant(uint256) = 1
+MARK_MEDIAN: constant(uint256) = 2
+
+# ---------------------------------------------------------------- STRUCTS
+struct MarketParams:
+    asset: uint256                 # oracle asset id
+    imf: uint256                   # initial margin fraction, 1e18 == 100%
+    mmf: uint256                   # maintenance margin fraction
+    taker_fee: uint256             # fraction of notional
+    insurance_fee_share: uint256   # share of the taker fee to the InsuranceFund
+    skew_scale: uint256            # base units, 1e18; premium = skew / skew_scale
+    max_oi: uint256                # per side, base units
+    funding_model: uint256         # 0 premium (dYdX), 1 velocity (Synthetix)
+    max_funding_rate: uint256      # per day; cap of the velocity model
+    max_funding_velocity: uint256  # per day, per day, at full skew
+    mark_mode: uint256             # 0 oracle, 1 premium, 2 median
+    premium_half_life: uint256     # seconds, median mark's premium EMA
+    twap_window: uint256           # seconds, median mark's oracle TWAP
+    allow_unrealized_withdrawal: bool
+
+struct MarketState:
+    oi_long: uint256
+    oi_short: uint256
+    sum_cost: int256               # sum of positions' cost basis, USD
+    sum_funding_entry: int256      # sum of size * funding_entry / 1e18
+    cumulative_funding: int256     # USD per base unit, grows while longs pay
+    funding_rate: int256           # per day
+    premium_ema: int256
+    last_update: uint256
+    deficit: uint256               # uncovered bad debt awaiting ADL, USD
+    paused: bool
+    reduce_only: bool
+
+struct Position:
+    size: int256                   # base units; > 0 long
+    cost: int256                   # size * entry price, USD (signed like size)
+    funding_entry: int256          # cumulative_funding when last settled
+
+struct Account:
+    collateral: int256             # USD; negative only while cross-margined PnL covers it
+    markets: DynArray[uint256, MAX_POSITIONS]
+    isolated: bool
+    bankrupt: bool
+    deficit: uint256               # this account's share of its market's deficit
+
+struct Health:
+    equity: int256
+    initial_margin: uint256
+    maintenance_margin: uint256
+    notional: uint256
+
+struct Fill:
+    realized_pnl: int256
+    funding_paid: int256
+    collateral_delta: int256       # in token units
+
+# ---------------------------------------------------------------- IMMUTABLES
+COLLATERAL: public(immutable(IERC20))
+PRECISION: public(immutable(uint256))
+VAULT: public(immutable(IPayer))
+INSURANCE_FUND: public(immutable(IPayer))
+
+# ---------------------------------------------------------------- STORAGE
+owner: public(address)
+guardian: public(address)
+oracle: public(IOracle)
+trigger_orders: public(address)
+liquidator: public(address)
+market_count: public(uint256)
+vault_receivable: public(uint256)  # sum of negative collateral, USD 1e18: owed to the Vault
+markets: public(HashMap[uint256, MarketParams])
+market_states: public(HashMap[uint256, MarketState])
+accounts: public(HashMap[address, HashMap[uint256, Account]])
+positions: public(HashMap[address, HashMap[uint256, HashMap[uint256, Position]]])
+
+# ---------------------------------------------------------------- EVENTS
+event MarketAdded:
+    market: indexed(uint256)
+    asset: uint256
+
+event MarketParamsSet:
+    market: indexed(uint256)
+    params: MarketParams
+
+event MarketStatusSet:
+    market: indexed(uint256)
+    paused: bool
+    reduce_only: bool
+    sender: address
+
+event RoleSet:
+    role: String[16]
+    account: indexed(address)
+
+event IsolationSet:
+    owner: indexed(address)
+    subaccount: indexed(uint256)
+    isolated: bool
+
+event Deposit:
+    owner: indexed(address)
+    subaccount: indexed(uint256)
+    amount: uint256
+
+event Withdraw:
+    owner: indexed(address)
+    subaccount: indexed(uint256)
+    amount: uint256
+
+event FundingAccrued:
+    market: indexed(uint256)
+    index_price: uint256
+    cumulative_funding: int256
+    funding_rate: int256
+    premium_ema: int256
+
+event Trade:
+    owner: indexed(address)
+    subaccount: indexed(uint256)
+    market: indexed(uint256)
+    size_delta: int256
+    fill_price: uint256
+    fee: uint256
+    realized_pnl: int256
+    funding_paid: int256
+    new_size: int256
+
+event BadDebt:
+    owner: indexed(address)
+    subaccount: indexed(uint256)
+    market: indexed(uint256)
+    amount: uint256
+    insurance_paid: uint256
+    deficit: uint256
+
+event FeeCharged:
+    owner: indexed(address)
+    subaccount: indexed(uint256)
+    receiver: indexed(address)
+    amount: uint256
+
+
+@deploy
+def __init__(collateral: IERC20, collateral_decimals: uint256, oracle: IOracle, vault: IPayer, insurance_fund: IPayer):
+    """
+    @param collateral The collateral token.
+    @param collateral_decimals Its decimals (6 for USDC).
+    @param oracle The price feed.
+    @param vault The LP pool that takes the other side.
+    @param insurance_fund The fund that pays bad debt.
+    """
+    COLLATERAL = collateral
+    PRECISION = 10 ** (18 - collateral_decimals)
+    VAULT = vault
+    INSURANCE_FUND = insurance_fund
+    self.oracle = oracle
+    self.owner = msg.sender
+    self.guardian = msg.sender
+
+
+# ================================================================ ADMIN
+@external
+def add_market(params: MarketParams) -> uint256:
+    """
+    @notice List a market. Only the owner.
+    @return The new market's id.
+    """
+    self._only_owner()
+    market: uint256 = self.market_count
+    assert market < MAX_MARKETS, "exchange: too many markets"
+    self._check_params(params)
+    self.markets[market] = params
+    self.market_states[market].last_update = block.timestamp
+    self.market_count = market + 1
+    log MarketAdded(market=market, asset=params.asset)
+    log MarketParamsSet(market=market, params=params)
+    return market
+
+
+@external
+def set_market_params(market: uint256, params: MarketParams):
+    """
+    @notice Change a market's parameters, after accruing funding at the old ones. Only the owner.
+    """
+    self._only_owner()
+    self._check_market(market)
+    self._check_params(params)
+    self._accrue(market)
+    self.markets[market] = params
+    log MarketParamsSet(market=market, params=params)
+
+
+@external
+def set_market_status(market: uint256, paused: bool, reduce_only: bool):
+    """
+    @notice Pause a market, or make it reduce-only. The guardian or the owner.
+    """
+    assert msg.sender == self.guardian or msg.sender == self.owner, "exchange: caller is not the guardian"
+    self._check_market(market)
+    self.market_states[market].paused = paused
+    self.market_states[market].reduce_only = reduce_only
+    log MarketStatusSet(market=market, paused=paused, reduce_only=reduce_only, sender=msg.sender)
+
+
+@external
+def set_role(role: String[16], account: address):
+    """
+    @notice Set "owner", "guardian", "oracle", "liquidator" or "trigger_orders". Only the owner.
+    """
+    self._only_owner()
+    assert account != empty(address), "exchange: zero address"
+    if role == "owner":
+        self.owner = account
+    elif role == "guardian":
+        self.guardian = account
+    elif role == "oracle":
+        self.oracle = IOracle(account)
+    elif role == "trigger_orders":
+        self.trigger_orders = account
+    elif role == "liquidator":
+        self.liquidator = account
+    else:
+        raise "exchange: unknown role"
+    log RoleSet(role=role, account=account)
+
+
+# ================================================================ ACCOUNTS
+@external
+def set_isolated(subaccount: uint256, isolated: bool):
+    """
+    @notice Make a subaccount isolated (one position at most) or cross-margined.
+            Only while it holds no position.
+    """
+    assert len(self.accounts[msg.sender][subaccount].markets) == 0, "exchange: close positions first"
+    self.accounts[msg.sender][subaccount].isolated = isolated
+    log IsolationSet(owner=msg.sender, subaccount=subaccount, isolated=isolated)
+
+
+@external
+def deposit(subaccount: uint256, amount: uint256):
+    """
+    @notice Deposit `amount` collateral tokens (6 decimals) into a subaccount of the caller.
+    """
+    assert amount > 0, "exchange: zero amount"
+    assert not self.accounts[msg.sender][subaccount].bankrupt, "exchange: account bankrupt"
+    assert extcall COLLATERAL.transferFrom(msg.sender, self, amount, default_return_value=True), "exchange: transfer failed"
+    held: int256 = self._book(msg.sender, subaccount, convert(amount * PRECISION, int256))
+    # what repays negative collateral goes to the Vault
+    self._send(VAULT.address, amount - convert(held, uint256) // PRECISION)
+    log Deposit(owner=msg.sender, subaccount=subaccount, amount=amount)
+
+
+@external
+def withdraw(subaccount: uint256, amount: uint256):
+    """
+    @notice Withdraw `amount` collateral tokens (6 decimals). The subaccount must stay at or
+            above initial margin, and may not take unrealised PnL out unless every market it
+            holds allows it.
+    """
+    assert amount > 0, "exchange: zero amount"
+    acct: Account = self.accounts[msg.sender][subaccount]
+    assert not acct.bankrupt, "exchange: account bankrupt"
+    amount_wad: int256 = convert(amount * PRECISION, int256)
+    # unrealised PnL may leave only if the subaccount holds positions and all their markets allow it
+    may_take_pnl: bool = len(acct.markets) > 0
+    for m: uint256 in acct.markets:
+        may_take_pnl = may_take_pnl and self.markets[m].allow_unrealized_withdrawal
+    if not may_take_pnl:
+        assert amount_wad <= acct.collateral, "exchange: withdrawal exceeds collateral"
+    held: uint256 = convert(-self._book(msg.sender, subaccount, -amount_wad), uint256) // PRECISION
+    h: Health = self._health(msg.sender, subaccount)
+    assert h.equity >= convert(h.initial_margin, int256), "exchange: below initial margin"
+    self._send(msg.sender, held)
+    if amount > held:
+        # beyond positive collateral (only where unrealised PnL may leave): the Vault lends it
+        extcall VAULT.pay(msg.sender, amount - held)
+    log Withdraw(owner=msg.sender, subaccount=subaccount, amount=amount)
+
+
+# ================================================================ TRADING
+@external
+def trade(subaccount: uint256, market: uint256, size_delta: int256, limit_price: uint256) -> uint256:
+    """
+    @notice Buy (size_delta > 0) or sell base units against the Vault at the skew-adjusted price.
+    @param size_delta Base units, 1e18.
+    @param limit_price Worst acceptable fill, 1e18 USD: a buy reverts above it, a sell below.
+    @return The fill price, 1e18 USD.
+    """
+    return self._trade(msg.sender, subaccount, market, size_delta, limit_price, False)
+
+
+@external
+def trade_for(owner: address, subaccount: uint256, market: uint256, size_delta: int256, limit_price: uint256) -> uint256:
+    """
+    @notice A reduce-only trade on behalf of `owner`, by the TriggerOrders contract.
+    """
+    assert msg.sender == self.trigger_orders, "exchange: caller is not trigger orders"
+    return self._trade(owner, subaccount, market, size_delta, limit_price, True)
+
+
+@external
+def charge_fee(owner: address, subaccount: uint256, receiver: address, amount: uint256):
+    """
+    @notice Pay a keeper fee of `amount` tokens (6 decimals) from a subaccount's collateral.
+            Only the TriggerOrders contract.
+    """
+    assert msg.sender == self.trigger_orders, "exchange: caller is not trigger orders"
+    amount_wad: int256 = convert(amount * PRECISION, int256)
+    assert self.accounts[owner][subaccount].collateral >= amount_wad, "exchange: fee exceeds collateral"
+    self._book(owner, subaccount, -amount_wad)
+    self._send(receiver, amount)
+    log FeeCharged(owner=owner, subaccount=subaccount, receiver=receiver, amount=amount)
+
+
+@external
+def accrue(market: uint256) -> (uint256, bool):
+    """
+    @notice Bring a market's funding, premium EMA and mark up to now. Anyone.
+    @return (index price 1e18, feed valid)
+    """
+    self._check_market(market)
+    return self._accrue(market)
+
+
+# ================================================================ HOOKS: Liquidator, TriggerOrders
+@external
+def liquidation_fill(owner: address, subaccount: uint256, market: uint256, size_delta: int256, price: uint256,
+                     keeper: address, keeper_fee: uint256, insurance_fee: uint256) -> (uint256, uint256):
+    """
+    @notice Close `size_delta` of a position at `price` against the Vault and take the
+            liquidation fee (tokens, 6 decimals) to the keeper and the fund. If that was the
+            last position and collateral is negative, the InsuranceFund pays the shortfall.
+            Only the Liquidator, which checks eligibility and sizes.
+    @return (keeper fee paid, insurance fee paid), tokens.
+    """
+    self._only_liquidator()
+    self._check_account(owner, subaccount, market)
+    self._fill(owner, subaccount, market, size_delta, price, 0)
+    collateral: int256 = self.accounts[owner][subaccount].collateral
+    last: bool = len(self.accounts[owner][subaccount].markets) == 0
+    fee: uint256 = keeper_fee + insurance_fee
+    paid: uint256 = fee
+    if last:
+        # the last close: the fee takes no more than what is left
+        paid = min(fee, convert(max(collateral, 0), uint256) // PRECISION)
+    to_keeper: uint256 = keeper_fee if paid == fee else paid * keeper_fee // fee
+    self._settle_with_vault(owner, subaccount, -convert(paid * PRECISION, int256))
+    if to_keeper > 0:
+        extcall VAULT.pay(keeper, to_keeper)
+    if paid > to_keeper:
+        extcall VAULT.pay(INSURANCE_FUND.address, paid - to_keeper)
+    if last and self.accounts[owner][subaccount].collateral < 0:
+        self._cover_bad_debt(owner, subaccount, market)
+    return to_keeper, paid - to_keeper
+
+
+@external
+def declare_bankrupt(owner: address, subaccount: uint256, market: uint256, shortfall: uint256):
+    """
+    @notice The fund cannot cover a subaccount's shortfall (tokens, 6 decimals): it pays what it
+            has, the rest becomes the market's deficit, and the subaccount's last position stays
+            open for ADL. Only the Liquidator.
+    """
+    self._only_liquidator()
+    self._check_account(owner, subaccount, market)
+    paid: uint256 = extcall INSURANCE_FUND.pay(VAULT.address, shortfall)
+    self._book(owner, subaccount, convert(paid * PRECISION, int256))
+    deficit: uint256 = (shortfall - paid) * PRECISION
+    self.accounts[owner][subaccount].bankrupt = True
+    self.accounts[owner][subaccount].deficit = deficit
+    self.market_states[market].deficit += deficit
+    log BadDebt(owner=owner, subaccount=subaccount, market=market, amount=shortfall * PRECISION,
+                insurance_paid=paid * PRECISION, deficit=deficit)
+
+
+@external
+def settle_funding(owner: address, subaccount: uint256, market: uint256):
+    """
+    @notice Settle a position's funding into collateral. Only the Liquidator.
+    """
+    self._only_liquidator()
+    self._settle_funding(owner, subaccount, market)
+
+
+@external
+def deleverage_fill(bankrupt_owner: address, bankrupt_subaccount: uint256, target_owner: address,
+                    target_subaccount: uint256, market: uint256, size_delta: int256, price: uint256,
+                    deficit_covered: uint256):
+    """
+    @notice Close `size_delta` of a bankrupt position and the opposite of a target's, both at
+            `price`, and take `deficit_covered` off the deficits. Only the Liquidator.
+    """
+    self._only_liquidator()
+    assert self.accounts[bankrupt_owner][bankrupt_subaccount].bankrupt, "exchange: not bankrupt"
+    self._fill(bankrupt_owner, bankrupt_subaccount, market, size_delta, price, 0)
+    self._fill(target_owner, target_subaccount, market, -size_delta, price, 0)
+    self.accounts[bankrupt_owner][bankrupt_subaccount].deficit -= deficit_covered
+    self.market_states[market].deficit -= deficit_covered
+    if self.positions[bankrupt_owner][bankrupt_subaccount][market].size == 0:
+        self.accounts[bankrupt_owner][bankrupt_subaccount].bankrupt = False
+
+
+# ================================================================ VIEWS
+@view
+@external
+def health(owner: address, subaccount: uint256) -> Health:
+    """
+    @notice Equity, initial and maintenance margin and notional of a subaccount, USD 1e18.
+    """
+    return self._health(owner, subaccount)
+
+
+@view
+@external
+def equity(owner: address, subaccount: uint256) -> int256:
+    """
+    @notice Collateral plus unrealised PnL at mark minus accrued funding, USD 1e18.
+    """
+    return self._health(owner, subaccount).equity
+
+
+@view
+@external
+def margin_ratio(owner: address, subaccount: uint256) -> uint256:
+    """
+    @notice Equity over notional, 1e18 == 100%; max_value with no position, 0 when under water.
+    """
+    h: Health = self._health(owner, subaccount)
+    if h.notional == 0:
+        return max_value(uint256)
+    if h.equity <= 0:
+        return 0
+    return convert(h.equity, uint256) * WAD // h.notional
+
+
+@view
+@external
+def account_markets(owner: address, subaccount: uint256) -> DynArray[uint256, MAX_POSITIONS]:
+    """
+    @notice The markets in which a subaccount holds a position.
+    """
+    return self.accounts[owner][subaccount].markets
+
+
+@view
+@external
+def accrued_funding(owner: address, subaccount: uint256, market: uint256) -> int256:
+    """
+    @notice Funding a position owes since it was last settled, USD 1e18 (negative: it is owed).
+    """
+    cum: int256 = 0
+    rate: int256 = 0
+    ema: int256 = 0
+    index: uint256 = 0
+    valid: bool = False
+    index, valid = self._index(market)
+    cum, rate, ema = self._pending(market, index)
+    return self._funding_owed(self.positions[owner][subaccount][market], cum)
+
+
+@view
+@external
+def index_price(market: uint256) -> (uint256, bool):
+    """
+    @notice The oracle price of the market's asset and whether the feed is valid.
+    """
+    return self._index(market)
+
+
+@view
+@external
+def mark_price(market: uint256) -> uint256:
+    """
+    @notice The mark price in the market's mode, USD 1e18.
+    """
+    return self._mark_now(market)
+
+
+@view
+@external
+def funding_rate(market: uint256) -> int256:
+    """
+    @notice The current funding rate per day, 1e18 == 100%; positive: longs pay.
+    """
+    cum: int256 = 0
+    rate: int256 = 0
+    ema: int256 = 0
+    index: uint256 = 0
+    valid: bool = False
+    index, valid = self._index(market)
+    cum, rate, ema = self._pending(market, index)
+    return rate
+
+
+@view
+@external
+def fill_price(market: uint256, size_delta: int256) -> uint256:
+    """
+    @notice The price a trade of `size_delta` would fill at now.
+    """
+    index: uint256 = 0
+    valid: bool = False
+    index, valid = self._index(market)
+    return self._fill_price(market, index, size_delta)
+
+
+@view
+@external
+def traders_pnl() -> int256:
+    """
+    @notice Traders' net unrealised PnL at mark minus the funding they owe, USD 1e18:
+            what the Vault would pay if every position closed at mark.
+    """
+    return self._traders_pnl()
+
+
+@view
+@internal
+def _traders_pnl() -> int256:
+    total: int256 = 0
+    for m: uint256 in range(MAX_MARKETS):
+        if m >= self.market_count:
+            break
+        index: uint256 = 0
+        valid: bool = False
+        index, valid = self._index(m)
+        cum: int256 = 0
+        rate: int256 = 0
+        ema: int256 = 0
+        cum, rate, ema = self._pending(m, index)
+        skew: int256 = self._skew(m)
+        mark: int256 = convert(self._mark(m, index, ema), int256)
+        total += fm.mul_down(skew, mark) - self.market_states[m].sum_cost - fm.mul_down(skew, cum) + self.market_states[m].sum_funding_entry
+    return total
+
+
+@view
+@external
+def vault_claims() -> int256:
+    """
+    @notice What the Vault is owed by the Exchange, USD 1e18: negative collateral it lent,
+            minus traders' unrealised PnL net of funding. Part of the Vault's NAV.
+    """
+    return convert(self.vault_receivable, int256) - self._traders_pnl()
+
+
+@view
+@external
+def open_interest_notional() -> uint256:
+    """
+    @notice Long plus short open interest at index prices, USD 1e18, over all markets.
+    """
+    total: uint256 = 0
+    for m: uint256 in range(MAX_MARKETS):
+        if m >= self.market_count:
+            break
+        index: uint256 = 0
+        valid: bool = False
+        index, valid = self._index(m)
+        total += (self.market_states[m].oi_long + self.market_states[m].oi_short) * index // WAD
+    return total
+
+
+# ================================================================ INTERNAL: checks
+@internal
+def _only_owner():
+    assert msg.sender == self.owner, "exchange: caller is not the owner"
+
+
+@view
+@internal
+def _check_market(market: uint256):
+    assert market < self.market_count, "exchange: unknown market"
+
+
+@view
+@internal
+def _only_liquidator():
+    assert msg.sender == self.liquidator, "exchange: caller is not the liquidator"
+
+
+@view
+@internal
+def _check_account(owner: address, subaccount: uint256, market: uint256):
+    assert not self.market_states[market].paused, "exchange: market paused"
+    assert not self.accounts[owner][subaccount].bankrupt, "exchange: account bankrupt"
+
+
+@pure
+@internal
+def _check_params(p: MarketParams):
+    assert p.mmf > 0 and p.mmf < p.imf and p.imf <= WAD, "exchange: bad margin fractions"
+    assert p.skew_scale > 0, "exchange: zero skew scale"
+    assert p.taker_fee < WAD, "exchange: fee too high"
+    assert p.insurance_fee_share <= WAD, "exchange: share above 100%"
+    assert p.funding_model <= FUNDING_VELOCITY, "exchange: unknown funding model"
+    assert p.mark_mode <= MARK_MEDIAN, "exchange: unknown mark mode"
+
+
+# ================================================================ INTERNAL: prices and funding
+@view
+@internal
+def _index(market: uint256) -> (uint256, bool):
+    price: uint256 = 0
+    updated_at: uint256 = 0
+    valid: bool = False
+    price, updated_at, valid = staticcall self.oracle.latest(self.markets[market].asset)
+    return price, valid
+
+
+@view
+@internal
+def _premium(market: uint256) -> int256:
+    """skew / skew_scale, clamped to [-1, 1]."""
+    return fm.clamp(self._skew(market) * IWAD // convert(self.markets[market].skew_scale, int256), -IWAD, IWAD)
+
+
+@view
+@internal
+def _skew(market: uint256) -> int256:
+    """Long minus short open interest, base units."""
+    return convert(self.market_states[market].oi_long, int256) - convert(self.market_states[market].oi_short, int256)
+
+
+@view
+@internal
+def _pending(market: uint256, index: uint256) -> (int256, int256, int256):
+    """
+    @return (cumulative funding, funding rate per day, premium EMA) as of now.
+    """
+    dt: int256 = convert(block.timestamp - self.market_states[market].last_update, int256)
+    cum: int256 = self.market_states[market].cumulative_funding
+    rate: int256 = self.market_states[market].funding_rate
+    ema: int256 = self.market_states[market].premium_ema
+    if dt == 0:
+        return cum, rate, ema
+    premium: int256 = self._premium(market)
+    average: int256 = 0
+    if self.markets[market].funding_model == FUNDING_PREMIUM:
+        cap: int256 = 6 * convert(self.markets[market].imf - self.markets[market].mmf, int256)
+        rate_8h: int256 = fm.clamp(premium + fm.clamp(INTEREST_8H - premium, -INTEREST_CLAMP_8H, INTEREST_CLAMP_8H), -cap, cap)
+        rate = 3 * rate_8h
+        average = rate
+    else:
+        velocity: int256 = premium * convert(self.markets[market].max_funding_velocity, int256) // IWAD
+        cap: int256 = convert(self.markets[market].max_funding_rate, int256)
+        previous: int256 = rate
+        rate = fm.clamp(previous + velocity * dt // DAY, -cap, cap)
+        average = (previous + rate) // 2
+    cum += convert(index, int256) * average // IWAD * dt // DAY
+    tau: int256 = convert(self.markets[market].premium_half_life, int256) * IWAD // LN2
+    ema += (premium - ema) * dt // (dt + tau)
+    return cum, rate, ema
+
+
+@internal
+def _accrue(market: uint256) -> (uint256, bool):
+    """
+    @notice Write funding and the premium EMA up to now.
+    @return (index price, feed valid)
+    """
+    index: uint256 = 0
+    valid: bool = False
+    index, valid = self._index(market)
+    if self.market_states[market].last_update == block.timestamp:
+        return index, valid
+    cum: int256 = 0
+    rate: int256 = 0
+    ema: int256 = 0
+    cum, rate, ema = self._pending(market, index)
+    self.market_states[market].cumulative_funding = cum
+    self.market_states[market].funding_rate = rate
+    self.market_states[market].premium_ema = ema
+    self.market_states[market].last_update = block.timestamp
+    log FundingAccrued(market=market, index_price=index, cumulative_funding=cum, funding_rate=rate, premium_ema=ema)
+    return index, valid
+
+
+@view
+@internal
+def _mark(market: uint256, index: uint256, ema: int256) -> uint256:
+    mode: uint256 = self.markets[market].mark_mode
+    if mode == MARK_ORACLE:
+        return index
+    if mode == MARK_PREMIUM:
+        return convert(fm.mul_down(convert(index, int256), IWAD + self._premium(market)), uint256)
+    ema_price: uint256 = convert(fm.mul_down(convert(index, int256), IWAD + fm.clamp(ema, -IWAD, IWAD)), uint256)
+    twap: uint256 = staticcall self.oracle.twap(self.markets[market].asset, self.markets[market].twap_window)
+    if twap == 0:
+        twap = index
+    return fm.median3(index, ema_price, twap)
+
+
+@view
+@internal
+def _mark_now(market: uint256) -> uint256:
+    index: uint256 = 0
+    valid: bool = False
+    index, valid = self._index(market)
+    cum: int256 = 0
+    rate: int256 = 0
+    ema: int256 = 0
+    cum, rate, ema = self._pending(market, index)
+    return self._mark(market, index, ema)
+
+
+@view
+@internal
+def _fill_price(market: uint256, index: uint256, size_delta: int256) -> uint256:
+    """
+    @notice index * (1 + (premium_before + premium_after) / 2) (SIP-279); a buy rounds up,
+            a sell down.
+    """
+    numerator: int256 = convert(index, int256) * (2 * self._skew(market) + size_delta)
+    denominator: int256 = 2 * convert(self.markets[market].skew_scale, int256)
+    adjustment: int256 = fm.ceil_div(numerator, denominator) if size_delta > 0 else fm.floor_div(numerator, denominator)
+    return convert(max(convert(index, int256) + adjustment, 0), uint256)
+
+
+@pure
+@internal
+def _funding_owed(pos: Position, cumulative: int256) -> int256:
+    """Funding a position owes (rounded up), USD 1e18."""
+    return fm.mul_up(pos.size, cumulative - pos.funding_entry)
+
+
+# ================================================================ INTERNAL: margin
+@view
+@internal
+def _health(owner: address, subaccount: uint256) -> Health:
+    h: Health = Health(equity=self.accounts[owner][subaccount].collateral, initial_margin=0, maintenance_margin=0, notional=0)
+    for m: uint256 in self.accounts[owner][subaccount].markets:
+        pos: Position = self.positions[owner][subaccount][m]
+        index: uint256 = 0
+        valid: bool = False
+        index, valid = self._index(m)
+        cum: int256 = 0
+        rate: int256 = 0
+        ema: int256 = 0
+        cum, rate, ema = self._pending(m, index)
+        mark: uint256 = self._mark(m, index, ema)
+        h.equity += fm.mul_down(pos.size, convert(mark, int256)) - pos.cost - self._funding_owed(pos, cum)
+        notional: uint256 = convert(abs(pos.size), uint256) * mark // WAD
+        h.notional += notional
+        h.initial_margin += (notional * self.markets[m].imf + WAD - 1) // WAD
+        h.maintenance_margin += (notional * self.markets[m].mmf + WAD - 1) // WAD
+    return h
+
+
+@view
+@external
+def position_pnl(owner: address, subaccount: uint256, market: uint256) -> int256:
+    """
+    @notice A position's unrealised PnL at mark minus the funding it owes, USD 1e18.
+    """
+    pos: Position = self.positions[owner][subaccount][market]
+    index: uint256 = 0
+    valid: bool = False
+    index, valid = self._index(market)
+    cum: int256 = 0
+    rate: int256 = 0
+    ema: int256 = 0
+    cum, rate, ema = self._pending(market, index)
+    mark: int256 = convert(self._mark(market, index, ema), int256)
+    return fm.mul_down(pos.size, mark) - pos.cost - self._funding_owed(pos, cum)
+
+
+# ================================================================ INTERNAL: position changes
+@internal
+def _trade(owner: address, subaccount: uint256, market: uint256, size_delta: int256, limit_price: uint256, reduce_only: bool) -> uint256:
+    self._check_market(market)
+    assert size_delta != 0, "exchange: zero size"
+    assert not self.market_states[market].paused, "exchange: market paused"
+    assert not self.accounts[owner][subaccount].bankrupt, "exchange: account bankrupt"
+    index: uint256 = 0
+    valid: bool = False
+    index, valid = self._accrue(market)
+
+    old_size: int256 = self.positions[owner][subaccount][market].size
+    new_size: int256 = old_size + size_delta
+    adds_risk: bool = abs(new_size) > abs(old_size) or (new_size != 0 and (new_size > 0) != (old_size > 0))
+    if adds_risk:
+        assert not reduce_only, "exchange: order is not reduce-only"
+        assert not self.market_states[market].reduce_only, "exchange: market reduce-only"
+        assert valid, "exchange: oracle invalid"
+
+    price: uint256 = self._fill_price(market, index, size_delta)
+    if size_delta > 0:
+        assert price <= limit_price, "exchange: price above limit"
+    else:
+        assert price >= limit_price, "exchange: price below limit"
+
+    fee: uint256 = (convert(abs(size_delta), uint256) * price // WAD * self.markets[market].taker_fee + WAD * PRECISION - 1) // (WAD * PRECISION)
+    fill: Fill = self._fill(owner, subaccount, market, size_delta, price, fee)
+
+    if adds_risk:
+        cap: uint256 = self.markets[market].max_oi
+        assert self.market_states[market].oi_long <= cap and self.market_states[market].oi_short <= cap, "exchange: open interest cap"
+    h: Health = self._health(owner, subaccount)
+    if adds_risk:
+        assert h.equity >= convert(h.initial_margin, int256), "exchange: below initial margin"
+    else:
+        assert h.equity >= 0, "exchange: negative equity, liquidate instead"
+    log Trade(owner=owner, subaccount=subaccount, market=market, size_delta=size_delta, fill_price=price,
+              fee=fee, realized_pnl=fill.realized_pnl, funding_paid=fill.funding_paid, new_size=new_size)
+    return price
+
+
+@internal
+def _fill(owner: address, subaccount: uint256, market: uint256, size_delta: int256, price: uint256, fee: uint256) -> Fill:
+    """
+    @notice Move a position by `size_delta` at `price`, settle its funding and realised PnL
+            with the Vault, and take `fee` tokens (6 decimals) split between Vault and fund.
+    """
+    pos: Position = self.positions[owner][subaccount][market]
+    cum: int256 = self.market_states[market].cumulative_funding
+    funding: int256 = self._funding_owed(pos, cum)
+    self._aggregate(market, pos, -1)
+
+    realized: int256 = 0
+    opening: int256 = size_delta
+    if pos.size != 0 and (pos.size > 0) != (size_delta > 0):
+        closing: int256 = size_delta
+        if abs(size_delta) > abs(pos.size):
+            closing = -pos.size
+        removed: int256 = fm.ceil_div(pos.cost * abs(closing), abs(pos.size))
+        realized = fm.mul_down(-closing, convert(price, int256)) - removed
+        pos.cost -= removed
+        opening = size_delta - closing
+    pos.cost += fm.mul_up(opening, convert(price, int256))
+    pos.size += size_delta
+    pos.funding_entry = cum
+
+    self._aggregate(market, pos, 1)
+    self.positions[owner][subaccount][market] = pos
+
+    # the subaccount's list of open markets
+    markets: DynArray[uint256, MAX_POSITIONS] = self.accounts[owner][subaccount].markets
+    if pos.size == 0:
+        kept: DynArray[uint256, MAX_POSITIONS] = []
+        for m: uint256 in markets:
+            if m != market:
+                kept.append(m)
+        self.accounts[owner][subaccount].markets = kept
+    elif pos.size == size_delta:
+        limit: uint256 = 1 if self.accounts[owner][subaccount].isolated else MAX_POSITIONS
+        assert len(markets) < limit, "exchange: too many positions"
+        self.accounts[owner][subaccount].markets.append(market)
+
+    # settle with the Vault in whole tokens, rounded in the Vault's favour; the Vault
+    # passes the fund its share of the fee
+    pnl_tokens: int256 = fm.floor_div(realized - funding, convert(PRECISION, int256))
+    self._settle_with_vault(owner, subaccount, (pnl_tokens - convert(fee, int256)) * convert(PRECISION, int256))
+    insurance_fee: uint256 = fee * self.markets[market].insurance_fee_share // WAD
+    if insurance_fee > 0:
+        extcall VAULT.pay(INSURANCE_FUND.address, insurance_fee)
+    return Fill(realized_pnl=realized, funding_paid=funding, collateral_delta=pnl_tokens - convert(fee, int256))
+
+
+@internal
+def _aggregate(market: uint256, pos: Position, sign: int256):
+    """Add (sign 1) or remove (sign -1) a position from its market's open interest and sums."""
+    self.market_states[market].sum_cost += sign * pos.cost
+    self.market_states[market].sum_funding_entry += sign * fm.mul_down(pos.size, pos.funding_entry)
+    if pos.size > 0:
+        self.market_states[market].oi_long = convert(convert(self.market_states[market].oi_long, int256) + sign * pos.size, uint256)
+    else:
+        self.market_states[market].oi_short = convert(convert(self.market_states[market].oi_short, int256) - sign * pos.size, uint256)
+
+
+@internal
+def _settle_funding(owner: address, subaccount: uint256, market: uint256):
+    """Settle a position's funding into collateral without changing its size."""
+    pos: Position = self.positions[owner][subaccount][market]
+    cum: int256 = self.market_states[market].cumulative_funding
+    if pos.funding_entry == cum:
+        return
+    funding: int256 = self._funding_owed(pos, cum)
+    self.market_states[market].sum_funding_entry += fm.mul_down(pos.size, cum) - fm.mul_down(pos.size, pos.funding_entry)
+    self.positions[owner][subaccount][market].funding_entry = cum
+    pnl_tokens: int256 = fm.floor_div(-funding, convert(PRECISION, int256))
+    self._settle_with_vault(owner, subaccount, pnl_tokens * convert(PRECISION, int256))
+
+
+@internal
+def _cover_bad_debt(owner: address, subaccount: uint256, market: uint256):
+    """
+    @notice After the last position closed under water: the fund pays the shortfall to the
+            Vault, which was owed it. Any rest (only rounding dust, since the Liquidator checked
+            the fund first) stays on the books as negative collateral owed to the Vault and is
+            counted in the market's deficit; nothing is written off.
+    """
+    shortfall: uint256 = convert(-self.accounts[owner][subaccount].collateral, uint256)
+    shortfall_tokens: uint256 = shortfall // PRECISION
+    paid: uint256 = extcall INSURANCE_FUND.pay(VAULT.address, shortfall_tokens)
+    deficit: uint256 = shortfall - paid * PRECISION
+    self._book(owner, subaccount, convert(paid * PRECISION, int256))
+    self.market_states[market].deficit += deficit
+    log BadDebt(owner=owner, subaccount=subaccount, market=market, amount=shortfall,
+                insurance_paid=paid * PRECISION, deficit=deficit)
+
+
+@internal
+def _book(owner: address, subaccount: uint256, delta: int256) -> int256:
+    """
+    @notice Change a subaccount's collateral by `delta` (USD 1e18, whole token units) and keep
+            `vault_receivable` equal to the sum of negative collateral.
+    @return The change in what the Exchange must hold for it: max(new, 0) - max(old, 0).
+    """
+    old: int256 = self.accounts[owner][subaccount].collateral
+    new: int256 = old + delta
+    self.accounts[owner][subaccount].collateral = new
+    self.vault_receivable = convert(convert(self.vault_receivable, int256) + max(-new, 0) - max(-old, 0), uint256)
+    return max(new, 0) - max(old, 0)
+
+
+@internal
+def _settle_with_vault(owner: address, subaccount: uint256, delta: int256):
+    """Change collateral by `delta` against the Vault, moving the tokens the Exchange holds."""
+    held: int256 = self._book(owner, subaccount, delta)
+    if held > 0:
+        extcall VAULT.pay(self, convert(held, uint256) // PRECISION)
+    elif held < 0:
+        self._send(VAULT.address, convert(-held, uint256) // PRECISION)
+
+
+@internal
+def _send(receiver: address, amount: uint256):
+    if amount > 0:
+        assert extcall COLLATERAL.transfer(receiver, amount, default_return_value=True), "exchange: transfer failed"

@@ -1,0 +1,100 @@
+# pragma version ~=0.4.3
+# pragma nonreentrancy on
+"""
+@title MockUSDC
+@license MIT
+@notice A 6-decimal ERC-20 with an open faucet. Simulation only: anyone can mint.
+"""
+
+from ethereum.ercs import IERC20
+
+implements: IERC20
+
+event Transfer:
+    sender: indexed(address)
+    receiver: indexed(address)
+    value: uint256
+
+event Approval:
+    owner: indexed(address)
+    spender: indexed(address)
+    value: uint256
+
+name: public(constant(String[16])) = "Mock USD Coin"
+symbol: public(constant(String[8])) = "mUSDC"
+decimals: public(constant(uint8)) = 6
+
+balanceOf: public(HashMap[address, uint256])
+allowance: public(HashMap[address, HashMap[address, uint256]])
+totalSupply: public(uint256)
+
+
+@deploy
+def __init__():
+    pass
+
+
+@external
+def transfer(receiver: address, amount: uint256) -> bool:
+    """
+    @notice Move `amount` tokens (6 decimals) from the caller to `receiver`.
+    """
+    self._transfer(msg.sender, receiver, amount)
+    return True
+
+
+@external
+def transferFrom(sender: address, receiver: address, amount: uint256) -> bool:
+    """
+    @notice Move `amount` tokens from `sender` to `receiver` against the caller's allowance.
+    """
+    allowed: uint256 = self.allowance[sender][msg.sender]
+    if allowed != max_value(uint256):
+        assert allowed >= amount, "usdc: insufficient allowance"
+        self.allowance[sender][msg.sender] = allowed - amount
+    self._transfer(sender, receiver, amount)
+    return True
+
+
+@external
+def approve(spender: address, amount: uint256) -> bool:
+    """
+    @notice Let `spender` move up to `amount` of the caller's tokens.
+    """
+    self.allowance[msg.sender][spender] = amount
+    log Approval(owner=msg.sender, spender=spender, value=amount)
+    return True
+
+
+@external
+def faucet(amount: uint256):
+    """
+    @notice Mint `amount` tokens (6 decimals) to the caller.
+    """
+    self._mint(msg.sender, amount)
+
+
+@external
+def mint(receiver: address, amount: uint256):
+    """
+    @notice Mint `amount` tokens (6 decimals) to `receiver`.
+    """
+    self._mint(receiver, amount)
+
+
+@internal
+def _mint(receiver: address, amount: uint256):
+    assert receiver != empty(address), "usdc: mint to zero address"
+    self.totalSupply += amount
+    self.balanceOf[receiver] += amount
+    log Transfer(sender=empty(address), receiver=receiver, value=amount)
+
+
+@internal
+def _transfer(sender: address, receiver: address, amount: uint256):
+    assert receiver != empty(address), "usdc: transfer to zero address"
+    balance: uint256 = self.balanceOf[sender]
+    assert balance >= amount, "usdc: insufficient balance"
+    self.balanceOf[sender] = balance - amount
+    self.balanceOf[receiver] += amount
+    log Transfer(sender=sender, receiver=receiver, value=amount)

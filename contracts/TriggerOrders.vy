@@ -1,0 +1,166 @@
+# pragma version ~=0.4.3
+# pragma nonreentrancy on
+"""
+@title TriggerOrders
+@license MIT
+@notice Stop-loss and take-profit orders stored on-chain. Any keeper may execute one once
+        the index price crosses its trigger, for the order's keeper fee, paid from the
+        owner's collateral. Orders are reduce-only: one that can no longer reduce a
+        position is cancelled with a reason instead of executed.
+@dev A sell order (size < 0) closes a long: its stop-loss fires at index <= trigger, its
+     take-profit at index >= trigger. A buy order closes a short, the other way round.
+"""
+
+from interfaces import IExchangeCore
+
+# ---------------------------------------------------------------- CONSTANTS
+KIND_STOP_LOSS: constant(uint256) = 0
+KIND_TAKE_PROFIT: constant(uint256) = 1
+
+# ---------------------------------------------------------------- STRUCTS
+struct Order:
+    owner: address
+    subaccount: uint256
+    market: uint256
+    size: int256            # base units 1e18; < 0 sells (closes a long)
+    trigger_price: uint256  # 1e18 USD
+    limit_price: uint256    # worst fill accepted, 1e18 USD
+    kind: uint256           # 0 stop-loss, 1 take-profit
+    keeper_fee: uint256     # tokens (6 decimals) to the executing keeper
+    active: bool
+
+# ---------------------------------------------------------------- IMMUTABLES
+EXCHANGE: public(immutable(IExchangeCore))
+
+# ---------------------------------------------------------------- STORAGE
+order_count: public(uint256)
+orders: public(HashMap[uint256, Order])
+
+# ---------------------------------------------------------------- EVENTS
+event OrderPlaced:
+    order_id: indexed(uint256)
+    owner: indexed(address)
+    subaccount: uint256
+    market: indexed(uint256)
+    size: int256
+    trigger_price: uint256
+    limit_price: uint256
+    kind: uint256
+    keeper_fee: uint256
+
+event OrderCancelled:
+    order_id: indexed(uint256)
+    reason: String[64]
+
+event OrderExecuted:
+    order_id: indexed(uint256)
+    keeper: indexed(address)
+    size: int256
+    fill_price: uint256
+    index_price: uint256
+    keeper_fee: uint256
+
+
+@deploy
+def __init__(exchange: IExchangeCore):
+    EXCHANGE = exchange
+
+
+@external
+def place(subaccount: uint256, market: uint256, size: int256, trigger_price: uint256, limit_price: uint256,
+          kind: uint256, keeper_fee: uint256) -> uint256:
+    """
+    @notice Place a reduce-only trigger order on one of the caller's subaccounts.
+    @param size Base units to trade when triggered; negative sells.
+    @param trigger_price Index price that fires the order, 1e18 USD.
+    @param limit_price Worst acceptable fill, 1e18 USD.
+    @param kind 0 stop-loss, 1 take-profit.
+    @param keeper_fee Tokens (6 decimals) paid to the keeper that executes it.
+    @return The order id.
+    """
+    assert market < staticcall EXCHANGE.market_count(), "triggers: unknown market"
+    assert size != 0, "triggers: zero size"
+    assert trigger_price > 0, "triggers: zero trigger price"
+    assert kind <= KIND_TAKE_PROFIT, "triggers: unknown kind"
+    order_id: uint256 = self.order_count
+    self.order_count = order_id + 1
+    self.orders[order_id] = Order(owner=msg.sender, subaccount=subaccount, market=market, size=size,
+                                  trigger_price=trigger_price, limit_price=limit_price, kind=kind,
+                                  keeper_fee=keeper_fee, active=True)
+    log OrderPlaced(order_id=order_id, owner=msg.sender, subaccount=subaccount, market=market, size=size,
+                    trigger_price=trigger_price, limit_price=limit_price, kind=kind, keeper_fee=keeper_fee)
+    return order_id
+
+
+@external
+def cancel(order_id: uint256):
+    """
+    @notice Cancel one of the caller's active orders.
+    """
+    assert self.orders[order_id].active, "triggers: order not active"
+    assert self.orders[order_id].owner == msg.sender, "triggers: caller is not the owner"
+    self._cancel(order_id, "cancelled by owner")
+
+
+@external
+def execute(order_id: uint256) -> bool:
+    """
+    @notice Execute an order whose trigger the index has crossed. An order that can no
+            longer reduce its position is cancelled instead.
+    @return True if executed, False if cancelled.
+    """
+    order: Order = self.orders[order_id]
+    assert order.active, "triggers: order not active"
+    index: uint256 = 0
+    valid: bool = False
+    index, valid = staticcall EXCHANGE.index_price(order.market)
+    assert self._triggered(order, index), "triggers: not triggered"
+
+    position: int256 = (staticcall EXCHANGE.positions(order.owner, order.subaccount, order.market)).size
+    if position == 0 or (position > 0) == (order.size > 0):
+        self._cancel(order_id, "no position to reduce")
+        return False
+    size: int256 = order.size
+    if abs(size) > abs(position):
+        size = -position
+    if (staticcall EXCHANGE.accounts(order.owner, order.subaccount)).collateral < convert(order.keeper_fee * staticcall EXCHANGE.PRECISION(), int256):
+        self._cancel(order_id, "collateral below keeper fee")
+        return False
+
+    self.orders[order_id].active = False
+    fill: uint256 = extcall EXCHANGE.trade_for(order.owner, order.subaccount, order.market, size, order.limit_price)
+    extcall EXCHANGE.charge_fee(order.owner, order.subaccount, msg.sender, order.keeper_fee)
+    log OrderExecuted(order_id=order_id, keeper=msg.sender, size=size, fill_price=fill, index_price=index,
+                      keeper_fee=order.keeper_fee)
+    return True
+
+
+@view
+@external
+def is_triggered(order_id: uint256) -> bool:
+    """
+    @notice Whether an active order's trigger is crossed at the current index.
+    """
+    order: Order = self.orders[order_id]
+    if not order.active:
+        return False
+    index: uint256 = 0
+    valid: bool = False
+    index, valid = staticcall EXCHANGE.index_price(order.market)
+    return self._triggered(order, index)
+
+
+@pure
+@internal
+def _triggered(order: Order, index: uint256) -> bool:
+    selling: bool = order.size < 0
+    fires_below: bool = selling == (order.kind == KIND_STOP_LOSS)
+    if fires_below:
+        return index <= order.trigger_price
+    return index >= order.trigger_price
+
+
+@internal
+def _cancel(order_id: uint256, reason: String[64]):
+    self.orders[order_id].active = False
+    log OrderCancelled(order_id=order_id, reason=reason)

@@ -1,0 +1,489 @@
+"""Deploy and wire the perpsim contracts on any chain, and a typed facade over them.
+
+`Protocol.deploy(chain, ProtocolConfig(...))` deploys MockUSDC, Oracle, Vault,
+InsuranceFund, Exchange, Liquidator and TriggerOrders, wires their roles and lists the
+markets. The facade speaks human units (dollars, base units, fractions) at the edge and
+1e18 fixed point inside; every number it returns is read from the chain's views, never
+re-derived in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sim.chain import Chain, Contract, compile_project, deploy
+from sim.units import PRECISION, USDC_DECIMALS, WAD, from_usdc, from_wad, to_usdc, to_wad
+
+FUNDING_MODELS = {"premium": 0, "velocity": 1}
+MARK_MODES = {"oracle": 0, "premium": 1, "median": 2}
+TRIGGER_KINDS = {"stop_loss": 0, "take_profit": 1}
+MAX_UINT = 2**256 - 1
+
+
+class MarketConfig(BaseModel):
+    """One market's parameters, in human units. Fractions are 0.1 == 10%."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field("ETH", min_length=1, description="asset symbol; also the oracle feed's name")
+    initial_price: float = Field(2000.0, gt=0, description="USD price of the first report")
+    imf: float = Field(0.10, gt=0, le=1, description="initial margin fraction")
+    mmf: float = Field(0.0625, gt=0, lt=1, description="maintenance margin fraction, below imf")
+    taker_fee: float = Field(0.0005, ge=0, lt=1, description="fraction of notional per trade")
+    insurance_fee_share: float = Field(0.2, ge=0, le=1, description="share of the taker fee to the insurance fund")
+    skew_scale: float = Field(1_000_000.0, gt=0, description="base units; premium = skew / skew_scale")
+    max_oi: float = Field(1_000_000.0, ge=0, description="open-interest cap per side, base units")
+    funding_model: Literal["premium", "velocity"] = "premium"
+    max_funding_rate: float = Field(0.1, ge=0, description="per day; cap of the velocity model")
+    max_funding_velocity: float = Field(0.1, ge=0, description="per day, per day, at full skew")
+    mark_mode: Literal["oracle", "premium", "median"] = "oracle"
+    premium_half_life: int = Field(150, ge=0, description="seconds; median mark's premium EMA")
+    twap_window: int = Field(600, ge=0, description="seconds; median mark's oracle TWAP")
+    allow_unrealized_withdrawal: bool = Field(False, description="the Mango lesson: keep False")
+    liquidation_fee: float = Field(0.025, ge=0, lt=1, description="fraction of the notional closed")
+    keeper_fee_share: float = Field(0.5, ge=0, le=1, description="share of the liquidation fee to the keeper")
+    min_position_notional: float = Field(10.0, ge=0, description="USD; liquidation closes all below it")
+    liquidate_when_invalid: bool = Field(True, description="keep liquidating on the last valid price")
+
+    @model_validator(mode="after")
+    def _margins_ordered(self) -> MarketConfig:
+        if self.mmf >= self.imf:
+            raise ValueError(f"mmf ({self.mmf}) must be below imf ({self.imf})")
+        return self
+
+    def exchange_params(self, asset_id: int) -> tuple:
+        """The Exchange's MarketParams struct, in its field order."""
+        return (
+            asset_id,
+            to_wad(self.imf),
+            to_wad(self.mmf),
+            to_wad(self.taker_fee),
+            to_wad(self.insurance_fee_share),
+            to_wad(self.skew_scale),
+            to_wad(self.max_oi),
+            FUNDING_MODELS[self.funding_model],
+            to_wad(self.max_funding_rate),
+            to_wad(self.max_funding_velocity),
+            MARK_MODES[self.mark_mode],
+            self.premium_half_life,
+            self.twap_window,
+            self.allow_unrealized_withdrawal,
+        )
+
+    def liquidation_params(self) -> tuple:
+        """The Liquidator's LiquidationParams struct, in its field order."""
+        return (
+            to_wad(self.liquidation_fee),
+            to_wad(self.keeper_fee_share),
+            to_wad(self.min_position_notional),
+            self.liquidate_when_invalid,
+        )
+
+
+class OracleConfig(BaseModel):
+    """The price feeds' settings, shared by every asset."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_age: int = Field(120, gt=0, description="seconds a report or accepted price stays fresh")
+    min_reporters: int = Field(1, ge=1, le=16, description="fresh reports needed for a price")
+    max_deviation: float = Field(0.0, ge=0, description="largest accepted move from the last price; 0 = off")
+    breach_timeout: int = Field(300, ge=0, description="seconds a breach persists before it is accepted; 0 = never")
+    observation_spacing: int = Field(60, ge=0, description="seconds between TWAP observations")
+
+    def feed_config(self) -> tuple:
+        return (self.max_age, self.min_reporters, to_wad(self.max_deviation), self.breach_timeout, self.observation_spacing)
+
+
+class ProtocolConfig(BaseModel):
+    """Everything `Protocol.deploy` needs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    markets: tuple[MarketConfig, ...] = (MarketConfig(),)
+    oracle: OracleConfig = OracleConfig()
+    reporters: int = Field(1, ge=1, le=16, description="whitelisted reporter accounts (reporter-0, ...)")
+    reserve_factor: float = Field(0.2, ge=0, description="Vault reserves / open-interest notional")
+    insurance_fund: float = Field(0.0, ge=0, description="USD the fund starts with")
+    vault_liquidity: float = Field(0.0, ge=0, description="USD a seed LP deposits at deployment")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ProtocolConfig:
+        names = [m.name for m in self.markets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"market names must be unique, got {names}")
+        if not 1 <= len(names) <= 16:
+            raise ValueError(f"between 1 and 16 markets, got {len(names)}")
+        return self
+
+
+@dataclass(frozen=True)
+class Health:
+    """A subaccount's margin state, USD."""
+
+    equity: float
+    initial_margin: float
+    maintenance_margin: float
+    notional: float
+
+    @property
+    def margin_ratio(self) -> float:
+        return self.equity / self.notional if self.notional else float("inf")
+
+
+@dataclass(frozen=True)
+class Position:
+    """A position as the chain stores it, in human units."""
+
+    size: float  # base units; > 0 long
+    entry_price: float  # cost / size
+    cost: float  # USD, signed like size
+    size_wad: int
+
+
+@dataclass(frozen=True)
+class AdlCandidate:
+    owner: str
+    subaccount: int
+    size: float
+    pnl: float
+    leverage: float
+
+    @property
+    def score(self) -> float:
+        """Hyperliquid / dYdX v3 ranking: unrealised PnL times leverage."""
+        return self.pnl * self.leverage
+
+
+class Protocol:
+    """The deployed protocol on one chain, and the actions and views agents use."""
+
+    def __init__(self, chain: Chain, config: ProtocolConfig, contracts: dict[str, Contract], deployer: str):
+        self.chain = chain
+        self.config = config
+        self.deployer = deployer
+        self.usdc = contracts["MockUSDC"]
+        self.oracle = contracts["Oracle"]
+        self.vault = contracts["Vault"]
+        self.insurance_fund = contracts["InsuranceFund"]
+        self.exchange = contracts["Exchange"]
+        self.liquidator = contracts["Liquidator"]
+        self.trigger_orders = contracts["TriggerOrders"]
+        self.contracts = contracts
+        self.market_ids = {m.name: i for i, m in enumerate(config.markets)}
+        self.reporters = [chain.new_account(f"reporter-{i}") for i in range(config.reporters)]
+        self._approved: set[tuple[str, str]] = set()
+        self._event_cursor = 0
+        self._open_positions: dict[tuple[str, int], set[int]] = {}
+
+    # ------------------------------------------------------------------ deploy
+    @classmethod
+    def deploy(cls, chain: Chain, config: ProtocolConfig | None = None, deployer_label: str = "deployer") -> Protocol:
+        """Deploy and wire every contract, list the markets, seed the first prices."""
+        config = config or ProtocolConfig()
+        artifacts = compile_project()
+        deployer = chain.new_account(deployer_label)
+        usdc = deploy(chain, artifacts["MockUSDC"], sender=deployer)
+        oracle = deploy(chain, artifacts["Oracle"], sender=deployer)
+        vault = deploy(chain, artifacts["Vault"], usdc.address, USDC_DECIMALS, to_wad(config.reserve_factor), sender=deployer)
+        fund = deploy(chain, artifacts["InsuranceFund"], usdc.address, sender=deployer)
+        exchange = deploy(
+            chain, artifacts["Exchange"], usdc.address, USDC_DECIMALS, oracle.address, vault.address, fund.address,
+            sender=deployer,
+        )
+        liquidator = deploy(chain, artifacts["Liquidator"], exchange.address, sender=deployer)
+        triggers = deploy(chain, artifacts["TriggerOrders"], exchange.address, sender=deployer)
+        vault.transact("set_exchange", exchange.address, sender=deployer)
+        fund.transact("set_exchange", exchange.address, sender=deployer)
+        exchange.transact("set_role", "liquidator", liquidator.address, sender=deployer)
+        exchange.transact("set_role", "trigger_orders", triggers.address, sender=deployer)
+        contracts = {
+            "MockUSDC": usdc, "Oracle": oracle, "Vault": vault, "InsuranceFund": fund,
+            "Exchange": exchange, "Liquidator": liquidator, "TriggerOrders": triggers,
+        }
+        protocol = cls(chain, config, contracts, deployer)
+        for reporter in protocol.reporters:
+            oracle.transact("set_reporter", reporter, True, sender=deployer)
+        for asset_id, market in enumerate(config.markets):
+            oracle.transact("set_feed", asset_id, config.oracle.feed_config(), sender=deployer)
+            for reporter in protocol.reporters:
+                oracle.transact("report", asset_id, to_wad(market.initial_price), sender=reporter)
+            exchange.transact("add_market", market.exchange_params(asset_id), sender=deployer)
+            liquidator.transact("set_params", asset_id, market.liquidation_params(), sender=deployer)
+        if config.insurance_fund > 0:
+            protocol.mint(deployer, config.insurance_fund)
+            protocol._approve(deployer, fund.address)
+            fund.transact("fund", to_usdc(config.insurance_fund), sender=deployer)
+        if config.vault_liquidity > 0:
+            seed_lp = chain.new_account("seed-lp")
+            protocol.mint(seed_lp, config.vault_liquidity)
+            protocol.lp_deposit(seed_lp, config.vault_liquidity)
+        return protocol
+
+    def snapshot(self) -> tuple:
+        """Chain state and the facade's caches, to return to with `revert`."""
+        return (self.chain.snapshot(), set(self._approved), self._event_cursor,
+                {k: set(v) for k, v in self._open_positions.items()})
+
+    def revert(self, snapshot: tuple) -> None:
+        chain_snapshot, approved, cursor, open_positions = snapshot
+        self.chain.revert(chain_snapshot)
+        self._approved, self._event_cursor, self._open_positions = set(approved), cursor, open_positions
+
+    def addresses(self) -> dict[str, str]:
+        return {name: c.address for name, c in self.contracts.items()}
+
+    def market(self, market: str | int) -> int:
+        """A market's id from its name or id, with a clear error for an unknown one."""
+        if isinstance(market, int):
+            if not 0 <= market < len(self.config.markets):
+                raise KeyError(f"unknown market id {market}; markets are {list(self.market_ids)}")
+            return market
+        try:
+            return self.market_ids[market]
+        except KeyError:
+            raise KeyError(f"unknown market {market!r}; markets are {list(self.market_ids)}") from None
+
+    # ------------------------------------------------------------------ admin and oracle
+    def report_price(self, market: str | int, price: float, reporter: str | None = None) -> None:
+        """One reporter's price for a market's asset (USD)."""
+        self.oracle.transact("report", self.market(market), to_wad(price), sender=reporter or self.reporters[0])
+
+    def report_all(self, market: str | int, price: float) -> None:
+        """Every whitelisted reporter reports the same price."""
+        for reporter in self.reporters:
+            self.report_price(market, price, reporter)
+
+    def set_market_status(self, market: str | int, paused: bool, reduce_only: bool, sender: str | None = None) -> None:
+        self.exchange.transact("set_market_status", self.market(market), paused, reduce_only, sender=sender or self.deployer)
+
+    def set_market_params(self, config: MarketConfig, sender: str | None = None) -> None:
+        """Change a listed market's parameters (matched by name)."""
+        market = self.market(config.name)
+        self.exchange.transact("set_market_params", market, config.exchange_params(market), sender=sender or self.deployer)
+        self.liquidator.transact("set_params", market, config.liquidation_params(), sender=sender or self.deployer)
+
+    # ------------------------------------------------------------------ collateral
+    def mint(self, account: str, usd: float) -> None:
+        """Faucet collateral tokens to `account` (simulation only)."""
+        self.usdc.transact("mint", account, to_usdc(usd), sender=account)
+
+    def _approve(self, owner: str, spender: str) -> None:
+        if (owner, spender) not in self._approved:
+            self.usdc.transact("approve", spender, MAX_UINT, sender=owner)
+            self._approved.add((owner, spender))
+
+    def deposit(self, account: str, usd: float, subaccount: int = 0) -> None:
+        self._approve(account, self.exchange.address)
+        self.exchange.transact("deposit", subaccount, to_usdc(usd), sender=account)
+
+    def withdraw(self, account: str, usd: float, subaccount: int = 0) -> None:
+        self.exchange.transact("withdraw", subaccount, to_usdc(usd), sender=account)
+
+    def set_isolated(self, account: str, subaccount: int, isolated: bool = True) -> None:
+        self.exchange.transact("set_isolated", subaccount, isolated, sender=account)
+
+    # ------------------------------------------------------------------ trading
+    def trade(
+        self, account: str, market: str | int, size: float, subaccount: int = 0,
+        limit_price: float | None = None, slippage: float = 0.05,
+    ) -> float:
+        """Buy (size > 0) or sell base units; returns the fill price (USD).
+
+        Without `limit_price`, the limit is the quoted fill moved by `slippage` against the trader."""
+        size_wad = to_wad(size)
+        if size_wad == 0:
+            raise ValueError(f"trade size {size} rounds to zero")
+        return self.trade_wad(account, self.market(market), size_wad, subaccount, limit_price, slippage)
+
+    def trade_wad(self, account: str, market: int, size_wad: int, subaccount: int = 0,
+                  limit_price: float | None = None, slippage: float = 0.05) -> float:
+        """`trade` with the size already in 1e18 base units (exact closes)."""
+        if limit_price is None:
+            quote = self.exchange.call("fill_price", market, size_wad)
+            worse = WAD + to_wad(slippage) if size_wad > 0 else WAD - to_wad(slippage)
+            limit_wad = quote * worse // WAD
+        else:
+            limit_wad = to_wad(limit_price)
+        receipt = self.exchange.transact("trade", subaccount, market, size_wad, limit_wad, sender=account)
+        return from_wad(receipt.return_value)
+
+    def open_position(self, account: str, market: str | int, size: float, subaccount: int = 0, **kw: Any) -> float:
+        return self.trade(account, market, size, subaccount, **kw)
+
+    def close_position(self, account: str, market: str | int, subaccount: int = 0, **kw: Any) -> float | None:
+        """Close the whole position; None when there is none."""
+        m = self.market(market)
+        size_wad = self.exchange.call("positions", account, subaccount, m)[0]
+        if size_wad == 0:
+            return None
+        return self.trade_wad(account, m, -size_wad, subaccount, **kw)
+
+    # ------------------------------------------------------------------ LPs
+    def lp_deposit(self, account: str, usd: float) -> float:
+        """Deposit into the Vault; returns shares minted."""
+        self._approve(account, self.vault.address)
+        return from_wad(self.vault.transact("deposit", to_usdc(usd), sender=account).return_value)
+
+    def lp_withdraw(self, account: str, shares: float | None = None) -> float:
+        """Burn shares (all of them by default); returns USD paid."""
+        share_wad = self.vault.call("shares", account) if shares is None else to_wad(shares)
+        return from_usdc(self.vault.transact("withdraw", share_wad, sender=account).return_value)
+
+    # ------------------------------------------------------------------ keepers
+    def liquidate(self, keeper: str, owner: str, market: str | int, subaccount: int = 0, max_size: float | None = None) -> float:
+        """Liquidate; returns base units closed (0 when the account was declared bankrupt)."""
+        size = MAX_UINT if max_size is None else to_wad(max_size)
+        receipt = self.liquidator.transact("liquidate", owner, subaccount, self.market(market), size, sender=keeper)
+        return from_wad(receipt.return_value)
+
+    def deleverage(self, keeper: str, bankrupt: tuple[str, int], target: tuple[str, int], market: str | int,
+                   size: float | None = None) -> float:
+        size_wad = MAX_UINT if size is None else to_wad(size)
+        receipt = self.liquidator.transact(
+            "deleverage", bankrupt[0], bankrupt[1], target[0], target[1], self.market(market), size_wad, sender=keeper)
+        return from_wad(receipt.return_value)
+
+    def place_trigger(self, account: str, market: str | int, size: float, trigger_price: float,
+                      kind: Literal["stop_loss", "take_profit"] = "stop_loss", subaccount: int = 0,
+                      limit_price: float | None = None, keeper_fee: float = 1.0) -> int:
+        """Place a reduce-only stop-loss or take-profit; returns the order id."""
+        if limit_price is None:
+            limit_wad = MAX_UINT if size > 0 else 0
+        else:
+            limit_wad = to_wad(limit_price)
+        receipt = self.trigger_orders.transact(
+            "place", subaccount, self.market(market), to_wad(size), to_wad(trigger_price), limit_wad,
+            TRIGGER_KINDS[kind], to_usdc(keeper_fee), sender=account)
+        return receipt.return_value
+
+    def cancel_trigger(self, account: str, order_id: int) -> None:
+        self.trigger_orders.transact("cancel", order_id, sender=account)
+
+    def execute_trigger(self, keeper: str, order_id: int) -> bool:
+        return self.trigger_orders.transact("execute", order_id, sender=keeper).return_value
+
+    # ------------------------------------------------------------------ views
+    def health(self, account: str, subaccount: int = 0) -> Health:
+        e, im, mm, n = self.exchange.call("health", account, subaccount)
+        return Health(from_wad(e), from_wad(im), from_wad(mm), from_wad(n))
+
+    def equity(self, account: str, subaccount: int = 0) -> float:
+        return from_wad(self.exchange.call("equity", account, subaccount))
+
+    def margin_ratio(self, account: str, subaccount: int = 0) -> float:
+        r = self.exchange.call("margin_ratio", account, subaccount)
+        return float("inf") if r == MAX_UINT else from_wad(r)
+
+    def collateral(self, account: str, subaccount: int = 0) -> float:
+        return from_wad(self.exchange.call("accounts", account, subaccount)[0])
+
+    def position(self, account: str, market: str | int, subaccount: int = 0) -> Position:
+        size, cost, _ = self.exchange.call("positions", account, subaccount, self.market(market))
+        entry = cost / size if size else 0.0
+        return Position(size=from_wad(size), entry_price=entry, cost=from_wad(cost), size_wad=size)
+
+    def position_pnl(self, account: str, market: str | int, subaccount: int = 0) -> float:
+        """Unrealised PnL at mark minus funding owed (USD)."""
+        return from_wad(self.exchange.call("position_pnl", account, subaccount, self.market(market)))
+
+    def accrued_funding(self, account: str, market: str | int, subaccount: int = 0) -> float:
+        """Funding owed since last settlement (USD; negative: owed to the position)."""
+        return from_wad(self.exchange.call("accrued_funding", account, subaccount, self.market(market)))
+
+    def liquidation_price(self, account: str, market: str | int, subaccount: int = 0) -> float:
+        return from_wad(self.liquidator.call("liquidation_price", account, subaccount, self.market(market)))
+
+    def is_liquidatable(self, account: str, subaccount: int = 0) -> bool:
+        return self.liquidator.call("is_liquidatable", account, subaccount)
+
+    def index_price(self, market: str | int) -> tuple[float, bool]:
+        price, valid = self.exchange.call("index_price", self.market(market))
+        return from_wad(price), valid
+
+    def mark_price(self, market: str | int) -> float:
+        return from_wad(self.exchange.call("mark_price", self.market(market)))
+
+    def funding_rate(self, market: str | int) -> float:
+        """Per day; positive: longs pay."""
+        return from_wad(self.exchange.call("funding_rate", self.market(market)))
+
+    def fill_price(self, market: str | int, size: float) -> float:
+        return from_wad(self.exchange.call("fill_price", self.market(market), to_wad(size)))
+
+    def market_state(self, market: str | int) -> dict[str, Any]:
+        names = ("oi_long", "oi_short", "sum_cost", "sum_funding_entry", "cumulative_funding", "funding_rate",
+                 "premium_ema", "last_update", "deficit", "paused", "reduce_only")
+        return dict(zip(names, self.exchange.call("market_states", self.market(market))))
+
+    def open_interest(self, market: str | int) -> tuple[float, float]:
+        s = self.market_state(market)
+        return from_wad(s["oi_long"]), from_wad(s["oi_short"])
+
+    def deficit(self, market: str | int) -> float:
+        return from_wad(self.market_state(market)["deficit"])
+
+    def vault_nav(self) -> float:
+        return from_wad(self.vault.call("nav"))
+
+    def insurance_balance(self) -> float:
+        return from_usdc(self.insurance_fund.call("token_balance"))
+
+    def insurance_paid(self) -> float:
+        return from_usdc(self.insurance_fund.call("total_paid"))
+
+    def token_balance(self, account: str) -> float:
+        return from_usdc(self.usdc.call("balanceOf", account))
+
+    # ------------------------------------------------------------------ off-chain indexes
+    def _sync_open_positions(self) -> None:
+        """Follow Trade and Deleverage events to know which subaccounts hold positions."""
+        events, self._event_cursor = self.chain.events_since(self._event_cursor)
+        exchange = self.exchange.address
+        for ev in events:
+            if ev.address != exchange or ev.name != "Trade":
+                continue
+            key = (ev.args["owner"], ev.args["subaccount"])
+            markets = self._open_positions.setdefault(key, set())
+            if ev.args["new_size"] != 0:
+                markets.add(ev.args["market"])
+            else:
+                markets.discard(ev.args["market"])
+
+    def accounts_with_positions(self) -> list[tuple[str, int]]:
+        """Subaccounts that have traded and may still hold a position (from events)."""
+        self._sync_open_positions()
+        return sorted(self._open_positions)
+
+    def liquidatable_accounts(self) -> list[tuple[str, int]]:
+        """Subaccounts below maintenance margin now, found from events and checked by view."""
+        return [(o, s) for (o, s) in self.accounts_with_positions() if self.liquidator.call("is_liquidatable", o, s)]
+
+    def bankrupt_accounts(self, market: str | int) -> list[tuple[str, int]]:
+        m = self.market(market)
+        out = []
+        for owner, sub in self.accounts_with_positions():
+            acct = self.exchange.call("accounts", owner, sub)
+            if acct[3] and m in acct[1]:
+                out.append((owner, sub))
+        return out
+
+    def adl_ranking(self, market: str | int, against_size: float) -> list[AdlCandidate]:
+        """Profitable positions opposite to `against_size`, best ADL targets first
+        (unrealised PnL times leverage, as Hyperliquid and dYdX v3 rank them)."""
+        m = self.market(market)
+        candidates = []
+        for owner, sub in self.accounts_with_positions():
+            pos = self.position(owner, m, sub)
+            if pos.size == 0 or (pos.size > 0) == (against_size > 0):
+                continue
+            pnl = self.position_pnl(owner, m, sub)
+            if pnl <= 0:
+                continue
+            h = self.health(owner, sub)
+            leverage = h.notional / h.equity if h.equity > 0 else float("inf")
+            candidates.append(AdlCandidate(owner, sub, pos.size, pnl, leverage))
+        return sorted(candidates, key=lambda c: (-c.score, c.owner, c.subaccount))

@@ -1,0 +1,93 @@
+"""DESIGN §5 invariants as small named checks against the chain's own views and balances.
+
+Each takes the deployed `Protocol` and the subaccounts the caller knows of, and raises
+AssertionError with the numbers when it does not hold. The unit tests, the scripted crash
+test and the fuzz suite share them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sim.protocol import Protocol
+from tests.utils.constants import PRECISION
+
+Subaccount = tuple[str, int]
+
+
+def token_conservation(protocol: Protocol, subaccounts: Iterable[Subaccount], holders: Iterable[str] = ()) -> None:
+    """§5.1: the Exchange holds exactly the positive collateral its books say, the negative
+    collateral is exactly what it says the Vault is owed (`vault_receivable`), the Vault and
+    the fund hold their own balances by construction, and no token is created or lost."""
+    ex = protocol.exchange
+    collateral = [ex.call("accounts", o, s)[0] for o, s in set(subaccounts)]
+    positive = sum(c for c in collateral if c > 0)
+    negative = -sum(c for c in collateral if c < 0)
+    held = protocol.usdc.call("balanceOf", ex.address) * PRECISION
+    assert held == positive, f"exchange holds {held}, positive collateral is {positive} (diff {held - positive})"
+    receivable = ex.call("vault_receivable")
+    assert receivable == negative, f"vault_receivable {receivable} != negative collateral {negative}"
+    holders = set(holders) | {ex.address, protocol.vault.address, protocol.insurance_fund.address}
+    total = sum(protocol.usdc.call("balanceOf", h) for h in holders)
+    supply = protocol.usdc.call("totalSupply")
+    assert total == supply, f"balances {total} != supply {supply}: tokens created or lost"
+
+
+def zero_sum(protocol: Protocol, subaccounts: Iterable[Subaccount]) -> None:
+    """§5.2: traders' unrealised PnL and funding, summed position by position, equal the
+    Vault's liability (`traders_pnl`), within a few wei per position."""
+    ex = protocol.exchange
+    n_markets = ex.call("market_count")
+    per_position = 0
+    positions = 0
+    for o, s in set(subaccounts):
+        for m in ex.call("account_markets", o, s):
+            per_position += ex.call("position_pnl", o, s, m)
+            positions += 1
+    aggregate = ex.call("traders_pnl")
+    bound = 4 * positions + 4 * n_markets
+    assert abs(aggregate - per_position) <= bound, (
+        f"traders_pnl {aggregate} vs sum of positions {per_position}: off by {aggregate - per_position} > {bound}")
+
+
+def open_interest(protocol: Protocol, subaccounts: Iterable[Subaccount]) -> None:
+    """§5.3: each side's open interest (and the cost sum) equals the sum over positions; the
+    Vault's position is minus the traders' net by construction."""
+    ex = protocol.exchange
+    subaccounts = set(subaccounts)
+    for m in range(ex.call("market_count")):
+        longs = shorts = cost = 0
+        for o, s in subaccounts:
+            size, c, _ = ex.call("positions", o, s, m)
+            longs += max(size, 0)
+            shorts += max(-size, 0)
+            cost += c
+        state = ex.call("market_states", m)
+        assert (state[0], state[1]) == (longs, shorts), f"market {m}: oi {state[:2]} != positions {(longs, shorts)}"
+        assert state[2] == cost, f"market {m}: sum_cost {state[2]} != {cost}"
+
+
+def bad_debt_accounting(protocol: Protocol, events) -> None:
+    """§5.6: for every bad debt, insurance paid plus recorded deficit equals the negative equity
+    closed; each market's deficit equals what was recorded minus what ADL covered."""
+    recorded: dict[int, int] = {}
+    for ev in events:
+        if ev.name == "BadDebt":
+            a = ev.args
+            assert a["insurance_paid"] + a["deficit"] == a["amount"], f"BadDebt does not add up: {a}"
+            recorded[a["market"]] = recorded.get(a["market"], 0) + a["deficit"]
+        elif ev.name == "Deleverage":
+            recorded[ev.args["market"]] = recorded.get(ev.args["market"], 0) - ev.args["deficit_covered"]
+    ex = protocol.exchange
+    for m in range(ex.call("market_count")):
+        assert ex.call("market_states", m)[8] == recorded.get(m, 0), f"market {m}: deficit off the events"
+
+
+def all_invariants(protocol: Protocol, subaccounts: Iterable[Subaccount], holders: Iterable[str] = (),
+                   events=None) -> None:
+    subaccounts = set(subaccounts)
+    token_conservation(protocol, subaccounts, holders)
+    zero_sum(protocol, subaccounts)
+    open_interest(protocol, subaccounts)
+    if events is not None:
+        bad_debt_accounting(protocol, events)
