@@ -38,5 +38,16 @@ test: setup
 bench: setup
 	$(BIN)/python -m benchmarks.gas
 
+# A long hypothesis campaign over the stateful suite (tests/fuzz); `make test` runs the quick `ci` profile.
+fuzz: setup
+	HYPOTHESIS_PROFILE=campaign $(BIN)/python -m tests.fuzz.campaign
+
+# anvil on 127.0.0.1 (PORT, default 8545), the protocol deployed through ape; `make devnet-stop` stops it.
+devnet: setup
+	$(BIN)/python -m sim.devnet start
+
+devnet-stop: setup
+	$(BIN)/python -m sim.devnet stop
+
 clean:
 	rm -rf .build .pytest_cache .hypothesis

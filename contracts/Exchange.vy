@@ -17,7 +17,7 @@
      positive collateral only; a subaccount's negative collateral (a realised loss that
      its unrealised gains elsewhere still cover, or bad debt) is owed to the Vault and
      counted as `vault_receivable`, so no trader's loss is ever paid with another
-     trader's tokens. The InsuranceFund pays bad debt to the Vault, its creditor.
+     trader's tokens. What the InsuranceFund pays for bad debt reaches the Vault the same way.
      Funding rates are stored per day (1e18 == 100% a day). The `premium` model computes
      DESIGN's per-8h rate and multiplies it by 3. The premium EMA uses the continuous
      approximation alpha = dt / (dt + tau), tau = half_life / ln 2.
@@ -290,9 +290,7 @@ def deposit(subaccount: uint256, amount: uint256):
     assert amount > 0, "exchange: zero amount"
     assert not self.accounts[msg.sender][subaccount].bankrupt, "exchange: account bankrupt"
     assert extcall COLLATERAL.transferFrom(msg.sender, self, amount, default_return_value=True), "exchange: transfer failed"
-    held: int256 = self._book(msg.sender, subaccount, convert(amount * PRECISION, int256))
-    # what repays negative collateral goes to the Vault
-    self._send(VAULT.address, amount - convert(held, uint256) // PRECISION)
+    self._credit(msg.sender, subaccount, amount)
     log Deposit(owner=msg.sender, subaccount=subaccount, amount=amount)
 
 
@@ -409,8 +407,8 @@ def declare_bankrupt(owner: address, subaccount: uint256, market: uint256, short
     """
     self._only_liquidator()
     self._check_account(owner, subaccount, market)
-    paid: uint256 = extcall INSURANCE_FUND.pay(VAULT.address, shortfall)
-    self._book(owner, subaccount, convert(paid * PRECISION, int256))
+    paid: uint256 = extcall INSURANCE_FUND.pay(self, shortfall)
+    self._credit(owner, subaccount, paid)
     deficit: uint256 = (shortfall - paid) * PRECISION
     self.accounts[owner][subaccount].bankrupt = True
     self.accounts[owner][subaccount].deficit = deficit
@@ -931,16 +929,16 @@ def _settle_funding(owner: address, subaccount: uint256, market: uint256):
 @internal
 def _cover_bad_debt(owner: address, subaccount: uint256, market: uint256):
     """
-    @notice After the last position closed under water: the fund pays the shortfall to the
-            Vault, which was owed it. Any rest (only rounding dust, since the Liquidator checked
+    @notice After the last position closed under water: the fund pays the shortfall, which
+            goes on to the Vault, the creditor of negative collateral. Any rest (only rounding dust, since the Liquidator checked
             the fund first) stays on the books as negative collateral owed to the Vault and is
             counted in the market's deficit; nothing is written off.
     """
     shortfall: uint256 = convert(-self.accounts[owner][subaccount].collateral, uint256)
     shortfall_tokens: uint256 = shortfall // PRECISION
-    paid: uint256 = extcall INSURANCE_FUND.pay(VAULT.address, shortfall_tokens)
+    paid: uint256 = extcall INSURANCE_FUND.pay(self, shortfall_tokens)
     deficit: uint256 = shortfall - paid * PRECISION
-    self._book(owner, subaccount, convert(paid * PRECISION, int256))
+    self._credit(owner, subaccount, paid)
     self.market_states[market].deficit += deficit
     log BadDebt(owner=owner, subaccount=subaccount, market=market, amount=shortfall,
                 insurance_paid=paid * PRECISION, deficit=deficit)
@@ -958,6 +956,17 @@ def _book(owner: address, subaccount: uint256, delta: int256) -> int256:
     self.accounts[owner][subaccount].collateral = new
     self.vault_receivable = convert(convert(self.vault_receivable, int256) + max(-new, 0) - max(-old, 0), uint256)
     return max(new, 0) - max(old, 0)
+
+
+@internal
+def _credit(owner: address, subaccount: uint256, amount: uint256):
+    """
+    @notice Credit `amount` tokens (6 decimals) that have just arrived at the Exchange (a
+            deposit, an insurance payment): keep what backs positive collateral, and pass what
+            repays negative collateral on to the Vault, which lent it.
+    """
+    held: int256 = self._book(owner, subaccount, convert(amount * PRECISION, int256))
+    self._send(VAULT.address, amount - convert(held, uint256) // PRECISION)
 
 
 @internal

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sim.chain import Chain, Contract, compile_project, deploy
+from sim.chain import Chain, Contract, at, compile_project, deploy
 from sim.units import PRECISION, USDC_DECIMALS, WAD, from_usdc, from_wad, to_usdc, to_wad
 
 FUNDING_MODELS = {"premium": 0, "velocity": 1}
@@ -120,6 +120,112 @@ class ProtocolConfig(BaseModel):
         return self
 
 
+# ---------------------------------------------------------------------- deployment plan
+# One list of steps deploys and wires the protocol, run by `Protocol.deploy` on a sim chain
+# and by scripts/deploy.py through ape, so the two cannot drift apart.
+
+CONTRACT_NAMES = ("MockUSDC", "Oracle", "Vault", "InsuranceFund", "Exchange", "Liquidator", "TriggerOrders")
+DEPLOYER = "deployer"
+SEED_LP = "seed-lp"
+
+
+def reporter_role(index: int) -> str:
+    """The role (and sim account label) of the `index`-th whitelisted price reporter."""
+    return f"reporter-{index}"
+
+
+@dataclass(frozen=True)
+class ContractAddress:
+    """An argument that is the address of a contract deployed by an earlier step."""
+
+    contract: str
+
+
+@dataclass(frozen=True)
+class RoleAddress:
+    """An argument that is the address of the account playing a role (`DEPLOYER`, `SEED_LP`, ...)."""
+
+    role: str
+
+
+@dataclass(frozen=True)
+class DeployStep:
+    """Deploy `contract` from the deployer with constructor arguments `args`."""
+
+    contract: str
+    args: tuple = ()
+
+
+@dataclass(frozen=True)
+class CallStep:
+    """Send `contract.function(*args)` from the account playing role `sender`."""
+
+    contract: str
+    function: str
+    args: tuple = ()
+    sender: str = DEPLOYER
+
+
+def deployment_plan(config: ProtocolConfig) -> list[DeployStep | CallStep]:
+    """Every transaction that deploys and wires the protocol for `config`, in order: the
+    contracts, their roles, the reporters, each market's feed, first prices, market and
+    liquidation parameters, then the insurance fund's and the seed LP's deposits."""
+    usdc, fund, vault, exchange = (ContractAddress(n) for n in ("MockUSDC", "InsuranceFund", "Vault", "Exchange"))
+    steps: list[DeployStep | CallStep] = [
+        DeployStep("MockUSDC"),
+        DeployStep("Oracle"),
+        DeployStep("Vault", (usdc, USDC_DECIMALS, to_wad(config.reserve_factor))),
+        DeployStep("InsuranceFund", (usdc,)),
+        DeployStep("Exchange", (usdc, USDC_DECIMALS, ContractAddress("Oracle"), vault, fund)),
+        DeployStep("Liquidator", (exchange,)),
+        DeployStep("TriggerOrders", (exchange,)),
+        CallStep("Vault", "set_exchange", (exchange,)),
+        CallStep("InsuranceFund", "set_exchange", (exchange,)),
+        CallStep("Exchange", "set_role", ("liquidator", ContractAddress("Liquidator"))),
+        CallStep("Exchange", "set_role", ("trigger_orders", ContractAddress("TriggerOrders"))),
+    ]
+    reporters = [reporter_role(i) for i in range(config.reporters)]
+    steps += [CallStep("Oracle", "set_reporter", (RoleAddress(r), True)) for r in reporters]
+    for asset_id, market in enumerate(config.markets):
+        steps.append(CallStep("Oracle", "set_feed", (asset_id, config.oracle.feed_config())))
+        steps += [CallStep("Oracle", "report", (asset_id, to_wad(market.initial_price)), sender=r) for r in reporters]
+        steps.append(CallStep("Exchange", "add_market", (market.exchange_params(asset_id),)))
+        steps.append(CallStep("Liquidator", "set_params", (asset_id, market.liquidation_params())))
+    if config.insurance_fund > 0:
+        steps += [
+            CallStep("MockUSDC", "mint", (RoleAddress(DEPLOYER), to_usdc(config.insurance_fund))),
+            CallStep("MockUSDC", "approve", (fund, MAX_UINT)),
+            CallStep("InsuranceFund", "fund", (to_usdc(config.insurance_fund),)),
+        ]
+    if config.vault_liquidity > 0:
+        steps += [
+            CallStep("MockUSDC", "mint", (RoleAddress(SEED_LP), to_usdc(config.vault_liquidity)), sender=SEED_LP),
+            CallStep("MockUSDC", "approve", (vault, MAX_UINT), sender=SEED_LP),
+            CallStep("Vault", "deposit", (to_usdc(config.vault_liquidity),), sender=SEED_LP),
+        ]
+    return steps
+
+
+def plan_roles(plan: list[DeployStep | CallStep]) -> list[str]:
+    """The roles whose accounts `plan` needs, the deployer first."""
+    roles = [DEPLOYER]
+    for step in plan:
+        candidates = [a.role for a in step.args if isinstance(a, RoleAddress)]
+        if isinstance(step, CallStep):
+            candidates.append(step.sender)
+        roles += [r for r in candidates if r not in roles]
+    return roles
+
+
+def resolve_args(args: tuple, contracts: dict[str, str], account: Any) -> tuple:
+    """`args` with every ContractAddress and RoleAddress replaced by its address;
+    `account(role)` gives a role's address."""
+    return tuple(
+        contracts[a.contract] if isinstance(a, ContractAddress) else account(a.role) if isinstance(a, RoleAddress) else a
+        for a in args
+    )
+
+
 @dataclass(frozen=True)
 class Health:
     """A subaccount's margin state, USD."""
@@ -174,7 +280,7 @@ class Protocol:
         self.trigger_orders = contracts["TriggerOrders"]
         self.contracts = contracts
         self.market_ids = {m.name: i for i, m in enumerate(config.markets)}
-        self.reporters = [chain.new_account(f"reporter-{i}") for i in range(config.reporters)]
+        self.reporters = [chain.new_account(reporter_role(i)) for i in range(config.reporters)]
         self._approved: set[tuple[str, str]] = set()
         self._event_cursor = 0
         self._open_positions: dict[tuple[str, int], set[int]] = {}
@@ -182,46 +288,42 @@ class Protocol:
     # ------------------------------------------------------------------ deploy
     @classmethod
     def deploy(cls, chain: Chain, config: ProtocolConfig | None = None, deployer_label: str = "deployer") -> Protocol:
-        """Deploy and wire every contract, list the markets, seed the first prices."""
+        """Deploy and wire every contract, list the markets, seed the first prices.
+
+        Runs `deployment_plan(config)`; each role is played by the chain account of its label
+        (the deployer's is `deployer_label`)."""
         config = config or ProtocolConfig()
         artifacts = compile_project()
-        deployer = chain.new_account(deployer_label)
-        usdc = deploy(chain, artifacts["MockUSDC"], sender=deployer)
-        oracle = deploy(chain, artifacts["Oracle"], sender=deployer)
-        vault = deploy(chain, artifacts["Vault"], usdc.address, USDC_DECIMALS, to_wad(config.reserve_factor), sender=deployer)
-        fund = deploy(chain, artifacts["InsuranceFund"], usdc.address, sender=deployer)
-        exchange = deploy(
-            chain, artifacts["Exchange"], usdc.address, USDC_DECIMALS, oracle.address, vault.address, fund.address,
-            sender=deployer,
-        )
-        liquidator = deploy(chain, artifacts["Liquidator"], exchange.address, sender=deployer)
-        triggers = deploy(chain, artifacts["TriggerOrders"], exchange.address, sender=deployer)
-        vault.transact("set_exchange", exchange.address, sender=deployer)
-        fund.transact("set_exchange", exchange.address, sender=deployer)
-        exchange.transact("set_role", "liquidator", liquidator.address, sender=deployer)
-        exchange.transact("set_role", "trigger_orders", triggers.address, sender=deployer)
-        contracts = {
-            "MockUSDC": usdc, "Oracle": oracle, "Vault": vault, "InsuranceFund": fund,
-            "Exchange": exchange, "Liquidator": liquidator, "TriggerOrders": triggers,
-        }
-        protocol = cls(chain, config, contracts, deployer)
-        for reporter in protocol.reporters:
-            oracle.transact("set_reporter", reporter, True, sender=deployer)
-        for asset_id, market in enumerate(config.markets):
-            oracle.transact("set_feed", asset_id, config.oracle.feed_config(), sender=deployer)
-            for reporter in protocol.reporters:
-                oracle.transact("report", asset_id, to_wad(market.initial_price), sender=reporter)
-            exchange.transact("add_market", market.exchange_params(asset_id), sender=deployer)
-            liquidator.transact("set_params", asset_id, market.liquidation_params(), sender=deployer)
-        if config.insurance_fund > 0:
-            protocol.mint(deployer, config.insurance_fund)
-            protocol._approve(deployer, fund.address)
-            fund.transact("fund", to_usdc(config.insurance_fund), sender=deployer)
-        if config.vault_liquidity > 0:
-            seed_lp = chain.new_account("seed-lp")
-            protocol.mint(seed_lp, config.vault_liquidity)
-            protocol.lp_deposit(seed_lp, config.vault_liquidity)
+        accounts: dict[str, str] = {}
+
+        def account(role: str) -> str:
+            if role not in accounts:
+                accounts[role] = chain.new_account(deployer_label if role == DEPLOYER else role)
+            return accounts[role]
+
+        contracts: dict[str, Contract] = {}
+        approved: set[tuple[str, str]] = set()
+        for step in deployment_plan(config):
+            args = resolve_args(step.args, {n: c.address for n, c in contracts.items()}, account)
+            if isinstance(step, DeployStep):
+                contracts[step.contract] = deploy(chain, artifacts[step.contract], *args, sender=account(DEPLOYER))
+                continue
+            contracts[step.contract].transact(step.function, *args, sender=account(step.sender))
+            if step.contract == "MockUSDC" and step.function == "approve":
+                approved.add((account(step.sender), args[0]))
+        protocol = cls(chain, config, contracts, account(DEPLOYER))
+        protocol._approved |= approved
         return protocol
+
+    @classmethod
+    def attach(cls, chain: Chain, config: ProtocolConfig, addresses: dict[str, str], deployer: str) -> Protocol:
+        """The facade over a protocol already deployed at `addresses` (names as in `addresses()`)."""
+        artifacts = compile_project()
+        missing = sorted(set(artifacts) - set(addresses))
+        if missing:
+            raise KeyError(f"deployment is missing contracts {missing}; it has {sorted(addresses)}")
+        contracts = {name: at(chain, artifacts[name], addresses[name]) for name in artifacts}
+        return cls(chain, config, contracts, deployer)
 
     def snapshot(self) -> tuple:
         """Chain state and the facade's caches, to return to with `revert`."""
