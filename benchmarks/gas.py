@@ -1,0 +1,98 @@
+"""Gas table: what each user and keeper action costs, with one and with four open positions.
+
+Gas is the same on every backend (the chain conformance tests check it), so this runs on revm.
+Run with `python -m benchmarks.gas` (part of `make bench`).
+"""
+
+from __future__ import annotations
+
+from sim.chain import make_chain
+from sim.protocol import MarketConfig, Protocol, ProtocolConfig
+from sim.units import to_usdc, to_wad
+
+MARKETS = (
+    MarketConfig(name="ETH", initial_price=2000.0, skew_scale=10_000.0),
+    MarketConfig(name="BTC", initial_price=30_000.0, skew_scale=1_000.0),
+    MarketConfig(name="SOL", initial_price=100.0, skew_scale=100_000.0),
+    MarketConfig(name="ARB", initial_price=1.0, skew_scale=10_000_000.0),
+)
+SIZES = {"ETH": 5.0, "BTC": 0.3, "SOL": 100.0, "ARB": 10_000.0}
+
+
+def measure() -> list[tuple[str, int, int]]:
+    """Rows of (action, gas with one position, gas with four positions)."""
+    chain = make_chain("revm")
+    protocol = Protocol.deploy(chain, ProtocolConfig(markets=MARKETS, insurance_fund=1_000.0, vault_liquidity=5_000_000.0))
+    ex, liq, trig = protocol.exchange, protocol.liquidator, protocol.trigger_orders
+    rows: dict[str, list[int]] = {}
+
+    def record(action: str, gas: int) -> None:
+        rows.setdefault(action, []).append(gas)
+
+    for n_positions, label in ((1, "one"), (4, "four")):
+        trader = chain.new_account(f"gas-trader-{label}")
+        protocol.mint(trader, 200_000)
+        protocol.usdc.transact("approve", ex.address, 2**256 - 1, sender=trader)
+        record("deposit", ex.transact("deposit", 0, to_usdc(100_000), sender=trader).gas_used)
+        for name in [m.name for m in MARKETS][1:n_positions]:
+            protocol.trade(trader, name, SIZES[name])
+        record("trade: open", ex.transact("trade", 0, 0, to_wad(SIZES["ETH"]), to_wad(2100), sender=trader).gas_used)
+        record("trade: increase, same block", ex.transact("trade", 0, 0, to_wad(1), to_wad(2100), sender=trader).gas_used)
+        chain.mine(3600)
+        for m in MARKETS:
+            protocol.report_all(m.name, m.initial_price)
+        record("trade: increase, accruing funding", ex.transact("trade", 0, 0, to_wad(1), to_wad(2100), sender=trader).gas_used)
+        size = ex.call("positions", trader, 0, 0)[0]
+        record("trade: close", ex.transact("trade", 0, 0, -size, 0, sender=trader).gas_used)
+        record("withdraw", ex.transact("withdraw", 0, to_usdc(1_000), sender=trader).gas_used)
+
+        # liquidation: a fresh trader, highly levered on ETH, then a 10% drop
+        victim = chain.new_account(f"gas-victim-{label}")
+        protocol.mint(victim, 20_000)
+        protocol.deposit(victim, 20_000)
+        for name in [m.name for m in MARKETS][1:n_positions]:
+            protocol.trade(victim, name, SIZES[name] / 10)
+        protocol.trade(victim, "ETH", 80)
+        protocol.report_all("ETH", 1850)
+        keeper = chain.new_account("gas-keeper")
+        record("liquidate (partial)", liq.transact("liquidate", victim, 0, 0, 2**256 - 1, sender=keeper).gas_used)
+        protocol.report_all("ETH", 2000)
+        for m in MARKETS:
+            protocol.report_all(m.name, m.initial_price)
+
+    # trigger-order execution (one position)
+    owner = chain.new_account("gas-trigger-owner")
+    protocol.mint(owner, 20_000)
+    protocol.deposit(owner, 20_000)
+    protocol.trade(owner, "ETH", 2)
+    order = protocol.place_trigger(owner, "ETH", -2, 1950)
+    protocol.report_all("ETH", 1940)
+    keeper = chain.new_account("gas-keeper")
+    record("execute trigger (stop-loss)", trig.transact("execute", order, sender=keeper).gas_used)
+    protocol.report_all("ETH", 2000)
+
+    # deleverage: a bankrupt long against a profitable short
+    short = chain.new_account("gas-short")
+    protocol.mint(short, 200_000)
+    protocol.deposit(short, 200_000)
+    protocol.trade(short, "ETH", -50)
+    bankrupt = chain.new_account("gas-bankrupt")
+    protocol.mint(bankrupt, 10_000)
+    protocol.deposit(bankrupt, 10_000)
+    protocol.trade(bankrupt, "ETH", 45)
+    protocol.report_all("ETH", 1500)
+    liq.transact("liquidate", bankrupt, 0, 0, 2**256 - 1, sender=keeper)  # fund too small: bankrupt
+    record("deleverage", liq.transact("deleverage", bankrupt, 0, short, 0, 0, to_wad(10), sender=keeper).gas_used)
+
+    return [(action, gas[0], gas[1] if len(gas) > 1 else 0) for action, gas in rows.items()]
+
+
+def main() -> None:
+    rows = measure()
+    print(f"{'action':<36} {'1 position':>12} {'4 positions':>12}")
+    for action, one, four in rows:
+        print(f"{action:<36} {one:>12,} {(f'{four:,}' if four else '-'):>12}")
+
+
+if __name__ == "__main__":
+    main()
