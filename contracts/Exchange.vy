@@ -40,6 +40,11 @@ DAY: constant(int256) = 86400
 LN2: constant(int256) = 693147180559945309
 INTEREST_8H: constant(int256) = 10**14          # 0.01% per 8 h
 INTEREST_CLAMP_8H: constant(int256) = 5 * 10**14  # 0.05% per 8 h
+# Input bounds, far beyond any real use, that keep every product below 2**255: a bad input
+# reverts with a reason instead of an overflow.
+MAX_AMOUNT: constant(uint256) = 10**30  # tokens per deposit, withdrawal or fee
+MAX_SIZE: constant(int256) = 10**33     # base units (1e18) per trade
+MAX_PARAM: constant(uint256) = 10**36   # skew scale, funding caps, premium half-life
 
 FUNDING_PREMIUM: constant(uint256) = 0
 FUNDING_VELOCITY: constant(uint256) = 1
@@ -287,7 +292,7 @@ def deposit(subaccount: uint256, amount: uint256):
     """
     @notice Deposit `amount` collateral tokens (6 decimals) into a subaccount of the caller.
     """
-    assert amount > 0, "exchange: zero amount"
+    self._amount_wad(amount)
     assert not self.accounts[msg.sender][subaccount].bankrupt, "exchange: account bankrupt"
     assert extcall COLLATERAL.transferFrom(msg.sender, self, amount, default_return_value=True), "exchange: transfer failed"
     self._credit(msg.sender, subaccount, amount)
@@ -301,10 +306,9 @@ def withdraw(subaccount: uint256, amount: uint256):
             above initial margin, and may not take unrealised PnL out unless every market it
             holds allows it.
     """
-    assert amount > 0, "exchange: zero amount"
+    amount_wad: int256 = self._amount_wad(amount)
     acct: Account = self.accounts[msg.sender][subaccount]
     assert not acct.bankrupt, "exchange: account bankrupt"
-    amount_wad: int256 = convert(amount * PRECISION, int256)
     # unrealised PnL may leave only if the subaccount holds positions and all their markets allow it
     may_take_pnl: bool = len(acct.markets) > 0
     for m: uint256 in acct.markets:
@@ -492,6 +496,7 @@ def accrued_funding(owner: address, subaccount: uint256, market: uint256) -> int
     """
     @notice Funding a position owes since it was last settled, USD 1e18 (negative: it is owed).
     """
+    self._check_market(market)
     cum: int256 = 0
     rate: int256 = 0
     ema: int256 = 0
@@ -508,6 +513,7 @@ def index_price(market: uint256) -> (uint256, bool):
     """
     @notice The oracle price of the market's asset and whether the feed is valid.
     """
+    self._check_market(market)
     return self._index(market)
 
 
@@ -517,6 +523,7 @@ def mark_price(market: uint256) -> uint256:
     """
     @notice The mark price in the market's mode, USD 1e18.
     """
+    self._check_market(market)
     return self._mark_now(market)
 
 
@@ -526,6 +533,7 @@ def funding_rate(market: uint256) -> int256:
     """
     @notice The current funding rate per day, 1e18 == 100%; positive: longs pay.
     """
+    self._check_market(market)
     cum: int256 = 0
     rate: int256 = 0
     ema: int256 = 0
@@ -542,6 +550,8 @@ def fill_price(market: uint256, size_delta: int256) -> uint256:
     """
     @notice The price a trade of `size_delta` would fill at now.
     """
+    self._check_market(market)
+    self._check_size(size_delta)
     index: uint256 = 0
     valid: bool = False
     index, valid = self._index(market)
@@ -632,6 +642,21 @@ def _check_account(owner: address, subaccount: uint256, market: uint256):
 
 @pure
 @internal
+def _check_size(size_delta: int256):
+    assert size_delta >= -MAX_SIZE and size_delta <= MAX_SIZE, "exchange: size too large"
+
+
+@view
+@internal
+def _amount_wad(amount: uint256) -> int256:
+    """A deposit or withdrawal (tokens, 6 decimals), non-zero and bounded, as USD 1e18."""
+    assert amount > 0, "exchange: zero amount"
+    assert amount <= MAX_AMOUNT, "exchange: amount too large"
+    return convert(amount * PRECISION, int256)
+
+
+@pure
+@internal
 def _check_params(p: MarketParams):
     assert p.mmf > 0 and p.mmf < p.imf and p.imf <= WAD, "exchange: bad margin fractions"
     assert p.skew_scale > 0, "exchange: zero skew scale"
@@ -639,6 +664,7 @@ def _check_params(p: MarketParams):
     assert p.insurance_fee_share <= WAD, "exchange: share above 100%"
     assert p.funding_model <= FUNDING_VELOCITY, "exchange: unknown funding model"
     assert p.mark_mode <= MARK_MEDIAN, "exchange: unknown mark mode"
+    assert max(max(p.skew_scale, p.premium_half_life), max(p.max_funding_rate, p.max_funding_velocity)) <= MAX_PARAM, "exchange: parameter too large"
 
 
 # ================================================================ INTERNAL: prices and funding
@@ -797,6 +823,7 @@ def position_pnl(owner: address, subaccount: uint256, market: uint256) -> int256
     """
     @notice A position's unrealised PnL at mark minus the funding it owes, USD 1e18.
     """
+    self._check_market(market)
     pos: Position = self.positions[owner][subaccount][market]
     index: uint256 = 0
     valid: bool = False
@@ -814,6 +841,7 @@ def position_pnl(owner: address, subaccount: uint256, market: uint256) -> int256
 def _trade(owner: address, subaccount: uint256, market: uint256, size_delta: int256, limit_price: uint256, reduce_only: bool) -> uint256:
     self._check_market(market)
     assert size_delta != 0, "exchange: zero size"
+    self._check_size(size_delta)
     assert not self.market_states[market].paused, "exchange: market paused"
     assert not self.accounts[owner][subaccount].bankrupt, "exchange: account bankrupt"
     index: uint256 = 0

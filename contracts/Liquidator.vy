@@ -9,8 +9,9 @@
         - `liquidate`: anyone may close part or all of a position of a subaccount whose
           equity is below maintenance margin, at mark, against the Vault. It closes enough
           to restore initial margin, or all of it when less than `min_position_notional`
-          would remain. The fee (a share of the notional closed) goes to the keeper and the
-          InsuranceFund.
+          would remain or when the market's mark moves with skew (premium mode, where a
+          partial close would move the mark against what remains). The fee (a share of the
+          notional closed) goes to the keeper and the InsuranceFund.
         - Bad debt: when the last position closes under water, the InsuranceFund pays. If
           it cannot pay all, the position stays open, the rest is the market's deficit, and
           the subaccount is bankrupt until `deleverage` closes it.
@@ -25,6 +26,7 @@ from interfaces import IPayer
 # ---------------------------------------------------------------- CONSTANTS
 WAD: constant(uint256) = 10**18
 IWAD: constant(int256) = 10**18
+MARK_PREMIUM: constant(uint256) = 1  # the Exchange's mark mode whose mark moves with skew
 
 # ---------------------------------------------------------------- STRUCTS
 struct LiquidationParams:
@@ -125,7 +127,7 @@ def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: ui
     size: uint256 = convert(abs(pos.size), uint256)
     close: uint256 = min(self._close_size(market, h, mark, size), max_size)
     assert close > 0, "liquidator: zero size"
-    if (size - close) * mark // WAD < lp.min_position_notional:
+    if (size - close) * mark // WAD < lp.min_position_notional or (staticcall EXCHANGE.markets(market)).mark_mode == MARK_PREMIUM:
         close = size
     last: bool = close == size and len(acct.markets) == 1
     precision: uint256 = staticcall EXCHANGE.PRECISION()
@@ -139,12 +141,14 @@ def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: ui
             return 0
 
     # The fee comes out of what equity is left, none under water. On a partial close it is
-    # capped at equity * closed / notional, so the margin ratio of a solvent subaccount
-    # never falls (DESIGN §5.5); on the last close the Exchange caps it at what is left.
+    # capped at equity * closed / notional, less one token unit for the fill's settlement
+    # (which rounds realised PnL down to whole tokens), so the margin ratio of a solvent
+    # subaccount never falls (DESIGN §5.5); on the last close the Exchange caps it at what is left.
     closed_notional: uint256 = close * mark // WAD
     fee: uint256 = (closed_notional * lp.liquidation_fee + WAD * precision - 1) // (WAD * precision)
     if not last:
-        fee = min(fee, convert(max(h.equity, 0), uint256) * closed_notional // h.notional // precision)
+        cap: uint256 = convert(max(h.equity, 0), uint256) * closed_notional // h.notional // precision
+        fee = min(fee, cap - min(cap, 1))
     keeper_fee: uint256 = fee * lp.keeper_fee_share // WAD
 
     delta: int256 = -convert(close, int256) if pos.size > 0 else convert(close, int256)

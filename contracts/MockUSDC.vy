@@ -85,6 +85,7 @@ def mint(receiver: address, amount: uint256):
 @internal
 def _mint(receiver: address, amount: uint256):
     assert receiver != empty(address), "usdc: mint to zero address"
+    assert amount <= max_value(uint256) - self.totalSupply, "usdc: supply overflow"
     self.totalSupply += amount
     self.balanceOf[receiver] += amount
     log Transfer(sender=empty(address), receiver=receiver, value=amount)

@@ -22,6 +22,9 @@ implements: IOracle
 WAD: constant(uint256) = 10**18
 MAX_REPORTERS: constant(uint256) = 16
 OBSERVATIONS: constant(uint256) = 32
+# Input bounds that keep deadlines and the TWAP accumulator far from overflow.
+MAX_DURATION: constant(uint256) = 10**9  # seconds (about 32 years)
+MAX_PRICE: constant(uint256) = 10**36    # 1e18 == $1: a quintillion dollars
 
 # ---------------------------------------------------------------- STRUCTS
 struct FeedConfig:
@@ -130,6 +133,7 @@ def set_feed(asset: uint256, config: FeedConfig):
     self._only_owner()
     assert config.max_age > 0, "oracle: zero max_age"
     assert config.min_reporters > 0 and config.min_reporters <= MAX_REPORTERS, "oracle: bad min_reporters"
+    assert max(config.max_age, max(config.breach_timeout, config.observation_spacing)) <= MAX_DURATION, "oracle: duration too long"
     self.feeds[asset] = config
     log FeedSet(asset=asset, max_age=config.max_age, min_reporters=config.min_reporters,
                 max_deviation=config.max_deviation, breach_timeout=config.breach_timeout)
@@ -141,6 +145,7 @@ def clear_breach(asset: uint256):
     @notice Accept the current median of a feed in breach (the owner's override).
     """
     self._only_owner()
+    assert self.feeds[asset].max_age > 0, "oracle: unknown asset"
     median: uint256 = 0
     count: uint256 = 0
     median, count = self._median(asset)
@@ -166,6 +171,7 @@ def report(asset: uint256, price: uint256):
     assert self.is_reporter[msg.sender], "oracle: not a reporter"
     assert self.feeds[asset].max_age > 0, "oracle: unknown asset"
     assert price > 0, "oracle: zero price"
+    assert price <= MAX_PRICE, "oracle: price too large"
     self.reports[asset][msg.sender] = Report(price=price, timestamp=block.timestamp)
     log PriceReported(asset=asset, reporter=msg.sender, price=price)
 

@@ -16,6 +16,9 @@ from interfaces import IExchangeCore
 # ---------------------------------------------------------------- CONSTANTS
 KIND_STOP_LOSS: constant(uint256) = 0
 KIND_TAKE_PROFIT: constant(uint256) = 1
+# The Exchange's own input bounds, checked at placement so an order cannot fail on them later.
+MAX_SIZE: constant(int256) = 10**33        # base units (1e18)
+MAX_KEEPER_FEE: constant(uint256) = 10**30  # tokens (6 decimals)
 
 # ---------------------------------------------------------------- STRUCTS
 struct Order:
@@ -80,6 +83,8 @@ def place(subaccount: uint256, market: uint256, size: int256, trigger_price: uin
     """
     assert market < staticcall EXCHANGE.market_count(), "triggers: unknown market"
     assert size != 0, "triggers: zero size"
+    assert size >= -MAX_SIZE and size <= MAX_SIZE, "triggers: size too large"
+    assert keeper_fee <= MAX_KEEPER_FEE, "triggers: keeper fee too large"
     assert trigger_price > 0, "triggers: zero trigger price"
     assert kind <= KIND_TAKE_PROFIT, "triggers: unknown kind"
     order_id: uint256 = self.order_count
@@ -128,8 +133,10 @@ def execute(order_id: uint256) -> bool:
         return False
 
     self.orders[order_id].active = False
-    fill: uint256 = extcall EXCHANGE.trade_for(order.owner, order.subaccount, order.market, size, order.limit_price)
+    # the fee first, while the collateral just checked is there: the trade may realise a loss
+    # that leaves less than the fee, and a stop-loss must still execute then
     extcall EXCHANGE.charge_fee(order.owner, order.subaccount, msg.sender, order.keeper_fee)
+    fill: uint256 = extcall EXCHANGE.trade_for(order.owner, order.subaccount, order.market, size, order.limit_price)
     log OrderExecuted(order_id=order_id, keeper=msg.sender, size=size, fill_price=fill, index_price=index,
                       keeper_fee=order.keeper_fee)
     return True

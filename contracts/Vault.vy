@@ -19,6 +19,9 @@ implements: IPayer
 
 # ---------------------------------------------------------------- CONSTANTS
 WAD: constant(uint256) = 10**18
+# Input bounds that keep every product far below 2**256.
+MAX_AMOUNT: constant(uint256) = 10**30          # tokens per deposit
+MAX_RESERVE_FACTOR: constant(uint256) = 100 * WAD  # reserves of 100x open-interest notional
 
 # ---------------------------------------------------------------- IMMUTABLES
 TOKEN: public(immutable(IERC20))
@@ -65,6 +68,7 @@ def __init__(token: IERC20, token_decimals: uint256, reserve_factor: uint256):
     TOKEN = token
     PRECISION = 10 ** (18 - token_decimals)
     self.owner = msg.sender
+    assert reserve_factor <= MAX_RESERVE_FACTOR, "vault: reserve factor too high"
     self.reserve_factor = reserve_factor
 
 
@@ -86,6 +90,7 @@ def set_reserve_factor(reserve_factor: uint256):
     @param reserve_factor 1e18 == 100% of open-interest notional.
     """
     assert msg.sender == self.owner, "vault: caller is not the owner"
+    assert reserve_factor <= MAX_RESERVE_FACTOR, "vault: reserve factor too high"
     self.reserve_factor = reserve_factor
     log ReserveFactorSet(reserve_factor=reserve_factor)
 
@@ -97,6 +102,7 @@ def deposit(amount: uint256) -> uint256:
     @return Shares minted (1e18 scale), rounded down.
     """
     assert amount > 0, "vault: zero amount"
+    assert amount <= MAX_AMOUNT, "vault: amount too large"
     assert self.exchange != empty(address), "vault: no exchange"
     nav: int256 = self._nav()
     minted: uint256 = amount * PRECISION

@@ -226,6 +226,14 @@ def resolve_args(args: tuple, contracts: dict[str, str], account: Any) -> tuple:
     )
 
 
+def _non_negative(**values: float | int | None) -> None:
+    """Reject a negative amount, price, size limit or id before it reaches the ABI encoder
+    (the contracts take them unsigned), naming the argument."""
+    for name, value in values.items():
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must not be negative, got {value}")
+
+
 @dataclass(frozen=True)
 class Health:
     """A subaccount's margin state, USD."""
@@ -352,6 +360,7 @@ class Protocol:
     # ------------------------------------------------------------------ admin and oracle
     def report_price(self, market: str | int, price: float, reporter: str | None = None) -> None:
         """One reporter's price for a market's asset (USD)."""
+        _non_negative(price=price)
         self.oracle.transact("report", self.market(market), to_wad(price), sender=reporter or self.reporters[0])
 
     def report_all(self, market: str | int, price: float) -> None:
@@ -371,6 +380,7 @@ class Protocol:
     # ------------------------------------------------------------------ collateral
     def mint(self, account: str, usd: float) -> None:
         """Faucet collateral tokens to `account` (simulation only)."""
+        _non_negative(usd=usd)
         self.usdc.transact("mint", account, to_usdc(usd), sender=account)
 
     def _approve(self, owner: str, spender: str) -> None:
@@ -379,13 +389,16 @@ class Protocol:
             self._approved.add((owner, spender))
 
     def deposit(self, account: str, usd: float, subaccount: int = 0) -> None:
+        _non_negative(usd=usd, subaccount=subaccount)
         self._approve(account, self.exchange.address)
         self.exchange.transact("deposit", subaccount, to_usdc(usd), sender=account)
 
     def withdraw(self, account: str, usd: float, subaccount: int = 0) -> None:
+        _non_negative(usd=usd, subaccount=subaccount)
         self.exchange.transact("withdraw", subaccount, to_usdc(usd), sender=account)
 
     def set_isolated(self, account: str, subaccount: int, isolated: bool = True) -> None:
+        _non_negative(subaccount=subaccount)
         self.exchange.transact("set_isolated", subaccount, isolated, sender=account)
 
     # ------------------------------------------------------------------ trading
@@ -404,6 +417,7 @@ class Protocol:
     def trade_wad(self, account: str, market: int, size_wad: int, subaccount: int = 0,
                   limit_price: float | None = None, slippage: float = 0.05) -> float:
         """`trade` with the size already in 1e18 base units (exact closes)."""
+        _non_negative(subaccount=subaccount, limit_price=limit_price)
         if limit_price is None:
             quote = self.exchange.call("fill_price", market, size_wad)
             worse = WAD + to_wad(slippage) if size_wad > 0 else WAD - to_wad(slippage)
@@ -418,6 +432,7 @@ class Protocol:
 
     def close_position(self, account: str, market: str | int, subaccount: int = 0, **kw: Any) -> float | None:
         """Close the whole position; None when there is none."""
+        _non_negative(subaccount=subaccount)
         m = self.market(market)
         size_wad = self.exchange.call("positions", account, subaccount, m)[0]
         if size_wad == 0:
@@ -427,23 +442,27 @@ class Protocol:
     # ------------------------------------------------------------------ LPs
     def lp_deposit(self, account: str, usd: float) -> float:
         """Deposit into the Vault; returns shares minted."""
+        _non_negative(usd=usd)
         self._approve(account, self.vault.address)
         return from_wad(self.vault.transact("deposit", to_usdc(usd), sender=account).return_value)
 
     def lp_withdraw(self, account: str, shares: float | None = None) -> float:
         """Burn shares (all of them by default); returns USD paid."""
+        _non_negative(shares=shares)
         share_wad = self.vault.call("shares", account) if shares is None else to_wad(shares)
         return from_usdc(self.vault.transact("withdraw", share_wad, sender=account).return_value)
 
     # ------------------------------------------------------------------ keepers
     def liquidate(self, keeper: str, owner: str, market: str | int, subaccount: int = 0, max_size: float | None = None) -> float:
         """Liquidate; returns base units closed (0 when the account was declared bankrupt)."""
+        _non_negative(subaccount=subaccount, max_size=max_size)
         size = MAX_UINT if max_size is None else to_wad(max_size)
         receipt = self.liquidator.transact("liquidate", owner, subaccount, self.market(market), size, sender=keeper)
         return from_wad(receipt.return_value)
 
     def deleverage(self, keeper: str, bankrupt: tuple[str, int], target: tuple[str, int], market: str | int,
                    size: float | None = None) -> float:
+        _non_negative(bankrupt_subaccount=bankrupt[1], target_subaccount=target[1], size=size)
         size_wad = MAX_UINT if size is None else to_wad(size)
         receipt = self.liquidator.transact(
             "deleverage", bankrupt[0], bankrupt[1], target[0], target[1], self.market(market), size_wad, sender=keeper)
@@ -453,6 +472,7 @@ class Protocol:
                       kind: Literal["stop_loss", "take_profit"] = "stop_loss", subaccount: int = 0,
                       limit_price: float | None = None, keeper_fee: float = 1.0) -> int:
         """Place a reduce-only stop-loss or take-profit; returns the order id."""
+        _non_negative(trigger_price=trigger_price, limit_price=limit_price, keeper_fee=keeper_fee, subaccount=subaccount)
         if limit_price is None:
             limit_wad = MAX_UINT if size > 0 else 0
         else:
@@ -463,9 +483,11 @@ class Protocol:
         return receipt.return_value
 
     def cancel_trigger(self, account: str, order_id: int) -> None:
+        _non_negative(order_id=order_id)
         self.trigger_orders.transact("cancel", order_id, sender=account)
 
     def execute_trigger(self, keeper: str, order_id: int) -> bool:
+        _non_negative(order_id=order_id)
         return self.trigger_orders.transact("execute", order_id, sender=keeper).return_value
 
     # ------------------------------------------------------------------ views

@@ -91,3 +91,39 @@ def all_invariants(protocol: Protocol, subaccounts: Iterable[Subaccount], holder
     open_interest(protocol, subaccounts)
     if events is not None:
         bad_debt_accounting(protocol, events)
+
+
+def insurance_fund_books(protocol: Protocol, events) -> None:
+    """§5.1 for the InsuranceFund: its balance is what it was funded, plus the fee shares the
+    Vault paid it, minus what it paid out. `events` are all of the protocol's events since
+    deployment."""
+    fund, vault = protocol.insurance_fund.address, protocol.vault.address
+    books = 0
+    for ev in events:
+        if ev.address == fund and ev.name == "Funded":
+            books += ev.args["amount"]
+        elif ev.address == fund and ev.name == "Paid":
+            books -= ev.args["paid"]
+        elif ev.address == vault and ev.name == "Paid" and ev.args["receiver"] == fund:
+            books += ev.args["amount"]
+    held = protocol.usdc.call("balanceOf", fund)
+    assert held == books, f"insurance fund holds {held}, its books say {books} (diff {held - books})"
+
+
+def positions_match(protocol: Protocol, sizes: dict[tuple[str, int, int], int]) -> None:
+    """§5.3 against a model: every position is the size its events say (`sizes`, keyed by
+    (owner, subaccount, market)), each subaccount lists exactly the markets it holds, and an
+    isolated subaccount holds at most one."""
+    ex = protocol.exchange
+    held: dict[tuple[str, int], set[int]] = {}
+    for (owner, sub, market), size in sizes.items():
+        chain_size = ex.call("positions", owner, sub, market)[0]
+        assert chain_size == size, f"{owner}/{sub} market {market}: size {chain_size}, its events say {size}"
+        markets = held.setdefault((owner, sub), set())
+        if size != 0:
+            markets.add(market)
+    for (owner, sub), markets in held.items():
+        _, listed, isolated, _, _ = ex.call("accounts", owner, sub)
+        assert len(listed) == len(set(listed)) and set(listed) == markets, (
+            f"{owner}/{sub} lists markets {list(listed)}, holds {sorted(markets)}")
+        assert not isolated or len(markets) <= 1, f"isolated {owner}/{sub} holds {sorted(markets)}"

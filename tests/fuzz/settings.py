@@ -1,0 +1,47 @@
+"""Hypothesis profiles for the fuzz suite, chosen by the HYPOTHESIS_PROFILE environment variable.
+
+- `ci` (the default, what `make test` runs): 30 examples of 50 steps for each of the two
+  state machines (about 3,000 stateful steps), about a minute on revm.
+- `campaign` (`make fuzz`): long runs; tests/fuzz/campaign.py drives it in batches.
+- `dev`: a quick smoke run while editing.
+
+The profiles are registered here and applied to the fuzz tests explicitly (`fuzz_settings()`),
+not loaded globally, so they never change the settings of other tests in the same session.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, Phase, settings
+
+PROFILE_ENV = "HYPOTHESIS_PROFILE"
+DEFAULT_PROFILE = "ci"
+_SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+
+settings.register_profile(
+    "ci", max_examples=30, stateful_step_count=50, deadline=None, print_blob=True,
+    suppress_health_check=_SLOW_IS_FINE,
+)
+settings.register_profile(
+    "campaign", max_examples=200, stateful_step_count=100, deadline=None, print_blob=True,
+    suppress_health_check=_SLOW_IS_FINE, database=None,
+)
+settings.register_profile(
+    "dev", max_examples=8, stateful_step_count=30, deadline=None, print_blob=True,
+    suppress_health_check=_SLOW_IS_FINE, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+)
+
+
+def profile_name() -> str:
+    return os.environ.get(PROFILE_ENV, DEFAULT_PROFILE)
+
+
+def fuzz_settings(**overrides) -> settings:
+    """The selected profile's settings, with `overrides`; a clear error for an unknown profile."""
+    name = profile_name()
+    try:
+        base = settings.get_profile(name)
+    except Exception:
+        raise ValueError(f"{PROFILE_ENV}={name!r} is not a fuzz profile; expected one of: ci, campaign, dev") from None
+    return settings(base, **overrides)
