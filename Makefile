@@ -29,14 +29,16 @@ $(ANVIL): package.json
 compile: $(STAMP)
 	$(BIN)/ape compile
 
+# Runs the flash-crash scenario and prints where its report is (nothing is opened).
 demo: setup
-	$(BIN)/python -m sim.demo
+	$(BIN)/perpsim run flash-crash
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python -m benchmarks.gas
+	$(BIN)/python -m benchmarks.throughput
 
 # A long hypothesis campaign over the stateful suite (tests/fuzz); `make test` runs the quick `ci` profile.
 fuzz: setup

@@ -1,0 +1,95 @@
+"""Oracle reporters: honest with latency, lagging, stale or malicious (DESIGN §6)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field
+
+from sim.agents.base import (
+    Action,
+    Agent,
+    AgentConfig,
+    Outcome,
+    ReportPrice,
+    StepContext,
+    config_dataclass,
+)
+
+
+class OracleReporter(Agent):
+    """A whitelisted reporter. It reports each market's true price as it saw it some blocks
+    ago, at least every `heartbeat_blocks` and in between when its price moved
+    `deviation_trigger` since its last report (Chainlink's rule).
+
+    Modes: `honest` sees the price `latency_blocks` late; `lagging` sees it `lag_blocks`
+    late; `stale` stops reporting from `stale_from_step`; `malicious` reports the true price
+    times `factor` from `malicious_from_step`. Shocks reach it through the world: an oracle
+    freeze silences it, an oracle lag delays it further, a compromise (or a manipulator's
+    bribe) multiplies its price."""
+
+    kind = "oracle_reporter"
+    role = "reporter"
+    phase = "reporter"
+
+    @config_dataclass
+    class Config(AgentConfig):
+        mode: Literal["honest", "lagging", "stale", "malicious"] = Field("honest", description="how it reports")
+        latency_blocks: int = Field(0, ge=0, description="honest and malicious: age of the price it sees, blocks")
+        lag_blocks: int = Field(10, ge=0, description="lagging: age of the price it sees, blocks")
+        heartbeat_blocks: int = Field(1, ge=1, description="reports at least this often, blocks")
+        deviation_trigger: float = Field(0.0, ge=0, description="reports early on this move since its last report; 0: off")
+        stale_from_step: int = Field(0, ge=0, description="stale: the step it stops reporting at")
+        factor: float = Field(1.5, gt=0, description="malicious: multiplier of the true price")
+        malicious_from_step: int = Field(0, ge=0, description="malicious: the step it starts lying at")
+        noise: float = Field(0.0, ge=0, lt=0.5, description="relative standard deviation of its observation error")
+        markets: tuple[str, ...] = Field((), description="markets it reports; empty: all")
+
+    config: Config
+
+    def __init__(self, *args: object, reporter_index: int = 0, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.reporter_index = reporter_index  # its place in the Oracle's whitelist
+        self.last_report: dict[str, tuple[int, float]] = {}  # market -> (step, price)
+        self.now = -1  # the step being decided, for on_result
+
+    @classmethod
+    def check_config(cls, config: Config, markets: tuple[str, ...]) -> list[tuple[str, object, str]]:
+        unknown = [m for m in config.markets if m not in markets]
+        return [("markets", unknown, f"names among the scenario's markets {list(markets)}")] if unknown else []
+
+    def lag(self, ctx: StepContext) -> int:
+        own = self.config.lag_blocks if self.config.mode == "lagging" else self.config.latency_blocks
+        return max(own, ctx.world.oracle_lag)
+
+    def factor(self, ctx: StepContext) -> float:
+        if self.reporter_index in ctx.world.compromised:
+            return ctx.world.compromised[self.reporter_index]
+        if self.config.mode == "malicious" and ctx.step >= self.config.malicious_from_step:
+            return self.config.factor
+        return 1.0
+
+    def decide(self, ctx: StepContext) -> list[Action]:
+        cfg = self.config
+        self.now = ctx.step
+        if not self.active(ctx) or (cfg.mode == "stale" and ctx.step >= cfg.stale_from_step):
+            return []
+        actions: list[Action] = []
+        lag, factor = self.lag(ctx), self.factor(ctx)
+        for market in cfg.markets or ctx.markets:
+            if market in ctx.world.frozen_markets:
+                continue
+            price = ctx.price_at(market, ctx.step - lag) * factor
+            if cfg.noise:
+                price *= math.exp(cfg.noise * float(self.rng.standard_normal()))
+            last = self.last_report.get(market)
+            due = (last is None or ctx.step - last[0] >= cfg.heartbeat_blocks
+                   or (cfg.deviation_trigger > 0 and abs(price / last[1] - 1) >= cfg.deviation_trigger))
+            if due:
+                actions.append(ReportPrice(market, float(f"{price:.12g}")))
+        return actions
+
+    def on_result(self, action: Action, outcome: Outcome) -> None:
+        if outcome.ok and isinstance(action, ReportPrice):
+            self.last_report[action.market] = (self.now, action.price)

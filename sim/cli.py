@@ -1,0 +1,204 @@
+"""`perpsim`: run, list, validate and compare scenarios.
+
+    perpsim run SCENARIO [--seed N] [--steps N] [--backend revm|pyevm|rpc] [--rpc-url URL] [--out DIR]
+    perpsim list [--agents]
+    perpsim validate FILE [FILE ...]
+    perpsim compare RUN_A RUN_B
+
+SCENARIO is a shipped scenario's name (`perpsim list`) or a TOML file. A scenario that does
+not validate is reported on stderr, one line per problem, with exit code 2, before any
+transaction is sent. A run writes `runs/<scenario>-<seed>-<timestamp>/` (or `--out`) and
+prints where its report is; Ctrl-C leaves that directory readable and marked partial.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from sim.chain import ChainError
+from sim.scenario import Scenario, ScenarioError, load_scenario, shipped_scenarios
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+HEADLINES = (
+    ("solvent", "solvent"),
+    ("total_bad_debt", "bad debt (USD)"),
+    ("deficit_at_end", "deficit left (USD)"),
+    ("liquidation_count", "liquidations"),
+    ("liquidation_delay_blocks_median", "keeper delay, median (blocks)"),
+    ("adl_count", "ADL fills"),
+    ("trader_survival_rate", "trader survival"),
+    ("lp_share_price_change_pct", "LP share price change (%)"),
+    ("insurance_drawdown_pct", "insurance drawdown (%)"),
+)
+
+# How `run` gets its chain and protocol. The default deploys a fresh protocol on the chosen
+# backend. `perpsim run --attach FILE` (the devnet's deployment file, sim/deployment.py) plugs
+# in here: CONNECT receives run's options (backend, rpc_url, scenario, attach, ...) and returns
+# (chain, protocol_factory) for `run_scenario`; (None, None) means "make a chain and deploy".
+Connector = Callable[..., tuple[Any, Any]]
+
+
+def _fresh_deployment(**options: Any) -> tuple[Any, Any]:
+    """No chain and no factory: `run_scenario` makes the backend's chain and deploys."""
+    return None, None
+
+
+def _attached_deployment(**options: Any) -> tuple[Any, Any]:
+    """`--attach FILE`: sim/deployment.py connects to the node and checks the deployment."""
+    from sim.deployment import DeploymentError, connect_to_deployment
+
+    try:
+        return connect_to_deployment(**options)
+    except (DeploymentError, ChainError) as exc:
+        _fail(f"perpsim: --attach {options.get('attach')}: {exc}")
+        raise  # unreachable: _fail exits
+
+
+CONNECT: Connector = _attached_deployment
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def _load(path_or_name: str) -> Scenario:
+    try:
+        return load_scenario(path_or_name)
+    except ScenarioError as exc:
+        _fail(f"perpsim: invalid scenario ({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}):\n{exc}")
+        raise  # unreachable: _fail exits
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """perpsim: adversarial agents against an on-chain perpetuals exchange, block by block."""
+
+
+@main.command("run")
+@click.argument("scenario")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="override the scenario's seed")
+@click.option("--steps", type=click.IntRange(1), help="override the number of steps")
+@click.option("--backend", type=click.Choice(["revm", "pyevm", "rpc"]), default="revm", show_default=True)
+@click.option("--rpc-url", help="JSON-RPC node for --backend rpc (e.g. anvil at http://127.0.0.1:8545)")
+@click.option("--attach", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="run on an existing deployment (`make devnet` writes .devnet/deployment.json) instead of "
+              "deploying; implies --backend rpc, and --rpc-url defaults to the file's")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="run directory (default: runs/<scenario>-<seed>-<timestamp>)")
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: on a terminal only)")
+def run_command(scenario: str, seed: int | None, steps: int | None, backend: str, rpc_url: str | None,
+                out_dir: Path | None, progress: bool | None, **connect_options: Any) -> None:
+    """Run SCENARIO (a shipped name or a TOML file) and write its run directory and report."""
+    from sim.engine import run_scenario
+
+    loaded = _load(scenario).with_overrides(seed=seed, steps=steps)
+    if connect_options.get("attach") is not None:
+        if click.get_current_context().get_parameter_source("backend") != ParameterSource.DEFAULT and backend != "rpc":
+            _fail(f"perpsim: --attach runs on a node: it needs --backend rpc, not {backend}")
+        backend = "rpc"
+    elif backend == "rpc" and not rpc_url:
+        _fail("perpsim: --backend rpc needs --rpc-url, e.g. --rpc-url http://127.0.0.1:8545")
+    chain, protocol_factory = CONNECT(backend=backend, rpc_url=rpc_url, scenario=loaded, **connect_options)
+    rpc_url = rpc_url or getattr(chain, "url", None)
+    if out_dir is None:
+        from sim.engine import default_run_dir
+
+        out_dir = default_run_dir(loaded)
+    click.echo(f"perpsim: {loaded.name}, seed {loaded.seed}, {loaded.steps} steps of {loaded.step_seconds} s "
+               f"on {backend}; writing {out_dir}")
+    try:
+        result = run_scenario(loaded, backend=backend, rpc_url=rpc_url, out_dir=out_dir, progress=progress,
+                              chain=chain, protocol_factory=protocol_factory)
+    except KeyboardInterrupt:
+        _fail(f"perpsim: interrupted; the partial run is in {out_dir}", EXIT_INTERRUPTED)
+        return
+    except ChainError as exc:  # the node went away: the run directory keeps what was recorded
+        status = _read_status(out_dir)
+        _fail(f"perpsim: {status.get('error') or exc}\nthe run stopped; what it recorded (steps 0 to "
+              f"{status.get('last_step')}, status {status.get('status', 'partial')}) is in {out_dir}", 1)
+        return
+    except Exception as exc:  # the run directory says "partial" and holds the error
+        _fail(f"perpsim: the run failed: {type(exc).__name__}: {exc}\npartial run in {out_dir}", 1)
+        return
+    stats = result.stats
+    click.echo(f"done in {stats.wall_seconds:.1f} s: {stats.agent_transactions:,} agent transactions "
+               f"({stats.agent_reverts:,} reverted), {stats.transactions_per_second:,.0f} tx/s")
+    for key, label in HEADLINES:
+        if key in result.summary:
+            click.echo(f"  {label:<32} {_fmt(result.summary[key])}")
+    click.echo(f"run directory: {result.run_dir}")
+    click.echo(f"report: {result.report}")
+
+
+def _read_status(run_dir: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+@main.command("list")
+@click.option("--agents", "show_fields", is_flag=True, help="also every agent kind's Config fields")
+def list_command(show_fields: bool) -> None:
+    """The shipped scenarios and the agent zoo."""
+    from sim.agents import describe
+
+    click.echo("Scenarios (perpsim run NAME):")
+    for name, path in shipped_scenarios().items():
+        try:
+            description = load_scenario(path).description
+        except ScenarioError as exc:
+            description = f"(invalid: {exc.problems[0].line(path.name)})"
+        click.echo(f"  {name:<16} {description}")
+    click.echo("\nAgents ([[agents]] kind):")
+    click.echo(describe(fields=show_fields))
+
+
+@main.command("validate")
+@click.argument("files", nargs=-1, required=True)
+def validate_command(files: tuple[str, ...]) -> None:
+    """Check scenario files without running them; exit 2 if any is invalid."""
+    bad = 0
+    for name in files:
+        try:
+            scenario = load_scenario(name)
+        except ScenarioError as exc:
+            bad += 1
+            click.echo(str(exc), err=True)
+            continue
+        agents = sum(a.count for a in scenario.agents)
+        click.echo(f"{name}: ok ({scenario.name}: {len(scenario.markets)} market(s), {agents} agents, "
+                   f"{len(scenario.shocks)} shock(s), {scenario.steps} steps)")
+    if bad:
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@main.command("compare")
+@click.argument("run_a", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_b", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def compare_command(run_a: Path, run_b: Path) -> None:
+    """Two runs' summaries side by side, with their differences."""
+    from sim.report import compare_runs
+
+    click.echo(compare_runs(run_a, run_b))
+
+
+if __name__ == "__main__":
+    main()

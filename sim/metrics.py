@@ -1,0 +1,910 @@
+"""What a run records each step, and its summary (DESIGN §6 "Outputs of a run").
+
+The `Recorder` owns a run's tables. After the keepers act in each step, the engine calls
+`record_step`: the recorder reads the chain's views and the events logged since the last
+step, appends one row per market to `steps.csv` and every event to `events.csv`, and
+flushes both, so a crashed run keeps what it recorded. `finish` writes `summary.json` and
+the final `status.json`.
+
+Metrics follow Mesa's data collector: each column of `steps.csv` is a small named function
+registered with `STEP_METRICS`, and each key of `summary.json` one registered with
+`SUMMARY_METRICS`. Adding a metric is adding one function. Every number comes from the
+contracts' views and events; nothing re-derives contract maths in Python.
+
+Determinism: `events.csv` and `summary.json` hold no gas and no wall-clock time, and their
+rows and keys come in a fixed order, so the same scenario and seed give byte-identical files
+(and identical `events.csv` on every backend). Wall-clock times live in `status.json` only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sim.chain.base import Event
+from sim.protocol import Protocol
+from sim.units import from_usdc, from_wad
+
+STEPS_FILE = "steps.csv"
+EVENTS_FILE = "events.csv"
+SUMMARY_FILE = "summary.json"
+STATUS_FILE = "status.json"
+
+SETUP_STEP = -1
+"""The `step` of events logged before the recorder started (deployment, first deposits)."""
+
+STEP_KEY_COLUMNS = ("step", "block", "timestamp", "market")
+EVENT_COLUMNS = ("step", "block", "log_index", "contract", "event", "args")
+
+ROLES = ("trader", "lp", "keeper", "reporter", "manipulator")
+LIQUIDATION_EVENTS = ("Liquidation", "Bankruptcy")
+
+Subaccount = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Participant:
+    """One agent's account, as the recorder needs to know it: who it is and what it does."""
+
+    owner: str  # address
+    subaccount: int
+    kind: str  # agent kind from the zoo, e.g. "noise_trader"
+    role: str  # "trader" | "lp" | "keeper" | "reporter" | "manipulator"
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"participant {self.kind} ({self.owner}): role {self.role!r}; expected one of {ROLES}")
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """A decoded contract event, tagged with the step it was recorded in and its contract's name."""
+
+    step: int
+    contract: str
+    event: Event
+
+    @property
+    def name(self) -> str:
+        return self.event.name
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self.event.args
+
+    @property
+    def block(self) -> int:
+        return self.event.block_number
+
+    def account(self) -> Subaccount | None:
+        """The (owner, subaccount) the event is about, when it names one."""
+        if "owner" in self.args and "subaccount" in self.args:
+            return (self.args["owner"], self.args["subaccount"])
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# The step table: one row per step per market
+# ---------------------------------------------------------------------------------------
+
+
+class StepView:
+    """What step metrics read: the chain as the keepers left it, this step's events, and the
+    engine's true prices. Views used by several metrics are read once per step."""
+
+    def __init__(self, protocol: Protocol, step: int, true_prices: Mapping[str, float],
+                 events: list[RecordedEvent], liquidatable: list[Subaccount]) -> None:
+        self.protocol = protocol
+        self.step = step
+        self.true_prices = true_prices
+        self.events = events
+        self.liquidatable = liquidatable
+        self._cache: dict[tuple[str, Any], Any] = {}
+
+    def _memo(self, key: tuple[str, Any], read: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = read()
+        return self._cache[key]
+
+    def index(self, market: str) -> tuple[float, bool]:
+        """(index price USD, whether the oracle feed is valid)."""
+        return self._memo(("index", market), lambda: self.protocol.index_price(market))
+
+    def market_state(self, market: str) -> dict[str, Any]:
+        """The Exchange's `market_states` struct, raw (1e18 fixed point)."""
+        return self._memo(("state", market), lambda: self.protocol.market_state(market))
+
+    def events_in(self, market: str, *names: str) -> list[RecordedEvent]:
+        """This step's events called one of `names` that are about `market`."""
+        market_id = self.protocol.market(market)
+        return [e for e in self.events if e.name in names and e.args.get("market") == market_id]
+
+
+StepMetric = Callable[[StepView, str], Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A registered metric: its column or key name, the function, and whether it varies by market."""
+
+    name: str
+    fn: Callable[..., Any]
+    per_market: bool = True
+
+    @property
+    def doc(self) -> str:
+        return (self.fn.__doc__ or "").strip().splitlines()[0] if self.fn.__doc__ else ""
+
+
+class StepCollector:
+    """The registry of step metrics, in column order (Mesa's `model_reporters`)."""
+
+    def __init__(self) -> None:
+        self._metrics: dict[str, MetricSpec] = {}
+
+    def metric(self, name: str, *, per_market: bool = True) -> Callable[[F], F]:
+        """Register `fn(view, market)` as column `name`. A metric with `per_market=False` is read
+        once per step and repeated on every market's row (Vault NAV, insurance balance, ...)."""
+
+        def register(fn: F) -> F:
+            if name in self._metrics or name in STEP_KEY_COLUMNS:
+                raise ValueError(f"step metric {name!r} is already registered")
+            self._metrics[name] = MetricSpec(name, fn, per_market)
+            return fn
+
+        return register
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return STEP_KEY_COLUMNS + tuple(self._metrics)
+
+    @property
+    def specs(self) -> tuple[MetricSpec, ...]:
+        return tuple(self._metrics.values())
+
+    def collect(self, view: StepView, markets: Iterable[str], block: int, timestamp: int) -> list[dict[str, Any]]:
+        """One row per market: the key columns, then every metric in registration order."""
+        shared = {s.name: s.fn(view, "") for s in self._metrics.values() if not s.per_market}
+        rows = []
+        for market in markets:
+            row: dict[str, Any] = {"step": view.step, "block": block, "timestamp": timestamp, "market": market}
+            for spec in self._metrics.values():
+                row[spec.name] = spec.fn(view, market) if spec.per_market else shared[spec.name]
+            rows.append(row)
+        return rows
+
+
+STEP_METRICS = StepCollector()
+
+
+@STEP_METRICS.metric("true_price")
+def true_price(view: StepView, market: str) -> float | None:
+    """The price process's price this step (USD): what the oracle should report."""
+    price = view.true_prices.get(market)
+    return None if price is None else float(price)
+
+
+@STEP_METRICS.metric("index_price")
+def index_price(view: StepView, market: str) -> float:
+    """The oracle price the Exchange uses (USD)."""
+    return view.index(market)[0]
+
+
+@STEP_METRICS.metric("oracle_valid")
+def oracle_valid(view: StepView, market: str) -> bool:
+    """Whether the oracle feed is valid; while it is not the market is reduce-only."""
+    return bool(view.index(market)[1])
+
+
+@STEP_METRICS.metric("mark_price")
+def mark_price(view: StepView, market: str) -> float:
+    """Mark price in the market's mode (USD)."""
+    return view.protocol.mark_price(market)
+
+
+@STEP_METRICS.metric("funding_rate_per_day")
+def funding_rate_per_day(view: StepView, market: str) -> float:
+    """Current funding rate, fraction per day; positive: longs pay shorts."""
+    return view.protocol.funding_rate(market)
+
+
+@STEP_METRICS.metric("cumulative_funding")
+def cumulative_funding(view: StepView, market: str) -> float:
+    """The funding index at the market's last accrual (USD per base unit; grows while longs pay)."""
+    return from_wad(view.market_state(market)["cumulative_funding"])
+
+
+@STEP_METRICS.metric("oi_long")
+def oi_long(view: StepView, market: str) -> float:
+    """Open interest on the long side (base units)."""
+    return from_wad(view.market_state(market)["oi_long"])
+
+
+@STEP_METRICS.metric("oi_short")
+def oi_short(view: StepView, market: str) -> float:
+    """Open interest on the short side (base units)."""
+    return from_wad(view.market_state(market)["oi_short"])
+
+
+@STEP_METRICS.metric("vault_nav", per_market=False)
+def vault_nav(view: StepView, market: str) -> float:
+    """The Vault's net asset value (USD): tokens plus what the Exchange owes it at mark."""
+    return view.protocol.vault_nav()
+
+
+@STEP_METRICS.metric("vault_share_price", per_market=False)
+def vault_share_price(view: StepView, market: str) -> float:
+    """Vault NAV per share (USD; 1.0 before the first deposit)."""
+    return from_wad(view.protocol.vault.call("share_price"))
+
+
+@STEP_METRICS.metric("insurance_balance", per_market=False)
+def insurance_balance(view: StepView, market: str) -> float:
+    """Tokens the InsuranceFund holds (USD)."""
+    return view.protocol.insurance_balance()
+
+
+@STEP_METRICS.metric("deficit")
+def deficit(view: StepView, market: str) -> float:
+    """Bad debt the fund could not pay, awaiting ADL (USD)."""
+    return from_wad(view.market_state(market)["deficit"])
+
+
+@STEP_METRICS.metric("liquidations")
+def liquidations(view: StepView, market: str) -> int:
+    """Liquidation events this step."""
+    return len(view.events_in(market, "Liquidation"))
+
+
+@STEP_METRICS.metric("liquidated_size")
+def liquidated_size(view: StepView, market: str) -> float:
+    """Base units closed by liquidations this step."""
+    return sum(abs(from_wad(e.args["size"])) for e in view.events_in(market, "Liquidation"))
+
+
+@STEP_METRICS.metric("liquidated_notional")
+def liquidated_notional(view: StepView, market: str) -> float:
+    """USD notional closed by liquidations this step (size times the event's price)."""
+    return sum(abs(from_wad(e.args["size"])) * from_wad(e.args["price"]) for e in view.events_in(market, "Liquidation"))
+
+
+@STEP_METRICS.metric("bankruptcies")
+def bankruptcies(view: StepView, market: str) -> int:
+    """Subaccounts declared bankrupt this step (the fund could not cover them)."""
+    return len(view.events_in(market, "Bankruptcy"))
+
+
+@STEP_METRICS.metric("bad_debt")
+def bad_debt(view: StepView, market: str) -> float:
+    """Negative equity closed this step (USD): BadDebt amounts, paid by the fund or left as deficit."""
+    return sum(from_wad(e.args["amount"]) for e in view.events_in(market, "BadDebt"))
+
+
+@STEP_METRICS.metric("deleverages")
+def deleverages(view: StepView, market: str) -> int:
+    """ADL fills this step."""
+    return len(view.events_in(market, "Deleverage"))
+
+
+@STEP_METRICS.metric("liquidatable_accounts", per_market=False)
+def liquidatable_accounts(view: StepView, market: str) -> int:
+    """Subaccounts below maintenance margin after the keepers acted (all markets)."""
+    return len(view.liquidatable)
+
+
+# ---------------------------------------------------------------------------------------
+# Running totals folded from events, for the summary
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunTally:
+    """What the summary needs from the event stream, folded event by event so a long run
+    keeps counters rather than every event in memory."""
+
+    event_counts: Counter[str] = field(default_factory=Counter)
+    liquidation_notional: float = 0.0
+    liquidated_size_by_market: dict[int, float] = field(default_factory=dict)
+    bad_debt: float = 0.0
+    bad_debt_insurance_paid: float = 0.0
+    bad_debt_deficit: float = 0.0
+    adl_deficit_covered: float = 0.0
+    liquidated: set[Subaccount] = field(default_factory=set)
+    subaccounts: set[Subaccount] = field(default_factory=set)
+    token_holders: set[str] = field(default_factory=set)
+    lp_deposited: Counter[str] = field(default_factory=Counter)  # USD by provider
+    lp_withdrawn: Counter[str] = field(default_factory=Counter)
+
+    def observe(self, ev: RecordedEvent) -> None:
+        args = ev.args
+        self.event_counts[f"{ev.contract}.{ev.name}"] += 1
+        account = ev.account()
+        if ev.contract == "Exchange" and account is not None:
+            self.subaccounts.add(account)
+        if ev.contract == "Liquidator":
+            if ev.name in LIQUIDATION_EVENTS and account is not None:
+                self.liquidated.add(account)
+            if ev.name == "Liquidation":
+                size = abs(from_wad(args["size"]))
+                self.liquidation_notional += size * from_wad(args["price"])
+                self.liquidated_size_by_market[args["market"]] = self.liquidated_size_by_market.get(args["market"], 0.0) + size
+            elif ev.name == "Deleverage":
+                self.adl_deficit_covered += from_wad(args["deficit_covered"])
+        elif ev.contract == "Exchange" and ev.name == "BadDebt":
+            self.bad_debt += from_wad(args["amount"])
+            self.bad_debt_insurance_paid += from_wad(args["insurance_paid"])
+            self.bad_debt_deficit += from_wad(args["deficit"])
+        elif ev.contract == "MockUSDC" and ev.name == "Transfer":
+            self.token_holders.update(a for a in (args["sender"], args["receiver"]) if int(a, 16) != 0)
+        elif ev.contract == "Vault" and ev.name == "Deposit":
+            self.lp_deposited[args["provider"]] += from_usdc(args["amount"])
+        elif ev.contract == "Vault" and ev.name == "Withdraw":
+            self.lp_withdrawn[args["provider"]] += from_usdc(args["amount"])
+
+    def count(self, contract: str, name: str) -> int:
+        return self.event_counts[f"{contract}.{name}"]
+
+
+@dataclass
+class Baseline:
+    """Readings taken when the recorder starts, the reference for changes over the run."""
+
+    block: int
+    vault_nav: float
+    vault_share_price: float
+    insurance_balance: float
+
+
+# ---------------------------------------------------------------------------------------
+# The summary: one registered function per key
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunView:
+    """What summary metrics read: the step rows, the event tally, the keeper delays, the
+    participants, the baseline, and the protocol for final views."""
+
+    protocol: Protocol
+    participants: list[Participant]
+    rows: list[dict[str, Any]]
+    tally: RunTally
+    baseline: Baseline
+    delays: list[int]
+    pending: dict[Subaccount, int]
+    _solvency: dict[str, bool] | None = None
+
+    def solvency(self) -> dict[str, bool]:
+        """The solvency checks, read from the chain once per summary."""
+        if self._solvency is None:
+            self._solvency = _solvency_checks(self)
+        return self._solvency
+
+    def series(self, column: str) -> list[Any]:
+        """One value per step of a column that is the same on every market's row."""
+        seen: dict[int, Any] = {}
+        for row in self.rows:
+            seen.setdefault(row["step"], row[column])
+        return list(seen.values())
+
+    def market_names(self) -> list[str]:
+        return [m.name for m in self.protocol.config.markets]
+
+    def of_role(self, role: str) -> list[Participant]:
+        return [p for p in self.participants if p.role == role]
+
+
+SummaryMetric = Callable[[RunView], Any]
+
+
+class SummaryCollector:
+    """The registry of summary metrics, in key order (Mesa's end-of-run reporters)."""
+
+    def __init__(self) -> None:
+        self._metrics: dict[str, MetricSpec] = {}
+
+    def metric(self, name: str) -> Callable[[F], F]:
+        """Register `fn(run)` as summary key `name`."""
+
+        def register(fn: F) -> F:
+            if name in self._metrics:
+                raise ValueError(f"summary metric {name!r} is already registered")
+            self._metrics[name] = MetricSpec(name, fn, per_market=False)
+            return fn
+
+        return register
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self._metrics)
+
+    def collect(self, run: RunView) -> tuple[dict[str, Any], dict[str, str]]:
+        """Every metric's value, and the errors of those that could not be read (a dead node
+        after a crash, say): a broken metric must not lose the rest of the summary."""
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for spec in self._metrics.values():
+            try:
+                values[spec.name] = spec.fn(run)
+            except Exception as exc:  # noqa: BLE001 - reported in the summary, never swallowed silently
+                values[spec.name] = None
+                errors[spec.name] = f"{type(exc).__name__}: {exc}"
+        return values, errors
+
+
+SUMMARY_METRICS = SummaryCollector()
+
+
+def _solvency_checks(run: RunView) -> dict[str, bool]:
+    """The solvency conditions at the end of the run, each read from views and balances."""
+    protocol = run.protocol
+    exchange = protocol.exchange
+    precision = exchange.call("PRECISION")
+    collateral = [exchange.call("accounts", o, s)[0] for o, s in sorted(run.tally.subaccounts)]
+    held = protocol.usdc.call("balanceOf", exchange.address) * precision
+    books_balance = (held == sum(c for c in collateral if c > 0)
+                     and exchange.call("vault_receivable") == -sum(c for c in collateral if c < 0))
+    holders = run.tally.token_holders | {exchange.address, protocol.vault.address, protocol.insurance_fund.address}
+    supply_conserved = sum(protocol.usdc.call("balanceOf", h) for h in sorted(holders)) == protocol.usdc.call("totalSupply")
+    return {
+        "no_deficit": all(protocol.market_state(m)["deficit"] == 0 for m in run.market_names()),
+        "exchange_books_balance": books_balance,
+        "token_supply_conserved": supply_conserved,
+        "vault_nav_positive": protocol.vault.call("nav") > 0,
+    }
+
+
+@SUMMARY_METRICS.metric("solvent")
+def solvent(run: RunView) -> bool:
+    """All solvency checks hold at the end: no deficit, books balance, tokens conserved, NAV > 0."""
+    return all(run.solvency().values())
+
+
+@SUMMARY_METRICS.metric("solvency_checks")
+def solvency_checks(run: RunView) -> dict[str, bool]:
+    """Each solvency condition at the end, by name."""
+    return dict(run.solvency())
+
+
+@SUMMARY_METRICS.metric("deficit_at_end")
+def deficit_at_end(run: RunView) -> float:
+    """Uncovered bad debt left in all markets at the end (USD)."""
+    return sum(run.protocol.deficit(m) for m in run.market_names())
+
+
+@SUMMARY_METRICS.metric("total_bad_debt")
+def total_bad_debt(run: RunView) -> float:
+    """Negative equity closed over the run (USD), from BadDebt events."""
+    return run.tally.bad_debt
+
+
+@SUMMARY_METRICS.metric("bad_debt_paid_by_insurance")
+def bad_debt_paid_by_insurance(run: RunView) -> float:
+    """The part of the bad debt the InsuranceFund paid (USD)."""
+    return run.tally.bad_debt_insurance_paid
+
+
+@SUMMARY_METRICS.metric("bad_debt_to_deficit")
+def bad_debt_to_deficit(run: RunView) -> float:
+    """The part of the bad debt the fund could not pay, recorded as deficit (USD)."""
+    return run.tally.bad_debt_deficit
+
+
+@SUMMARY_METRICS.metric("insurance_start")
+def insurance_start(run: RunView) -> float:
+    """Insurance fund balance when recording started (USD)."""
+    return run.baseline.insurance_balance
+
+
+@SUMMARY_METRICS.metric("insurance_end")
+def insurance_end(run: RunView) -> float | None:
+    """Insurance fund balance at the last recorded step (USD)."""
+    balances = run.series("insurance_balance")
+    return balances[-1] if balances else None
+
+
+@SUMMARY_METRICS.metric("insurance_drawdown_pct")
+def insurance_drawdown_pct(run: RunView) -> float:
+    """Largest fall of the insurance balance from its running peak, % of that peak."""
+    peak, worst = 0.0, 0.0
+    for balance in [run.baseline.insurance_balance, *run.series("insurance_balance")]:
+        peak = max(peak, balance)
+        if peak > 0:
+            worst = max(worst, (peak - balance) / peak)
+    return 100.0 * worst
+
+
+@SUMMARY_METRICS.metric("liquidation_count")
+def liquidation_count(run: RunView) -> int:
+    """Liquidation events (partial ones each count)."""
+    return run.tally.count("Liquidator", "Liquidation")
+
+
+@SUMMARY_METRICS.metric("liquidation_notional")
+def liquidation_notional(run: RunView) -> float:
+    """USD notional closed by liquidations."""
+    return run.tally.liquidation_notional
+
+
+@SUMMARY_METRICS.metric("liquidated_size")
+def liquidated_size_by_market(run: RunView) -> dict[str, float]:
+    """Base units closed by liquidations, by market."""
+    return {m: run.tally.liquidated_size_by_market.get(i, 0.0) for i, m in enumerate(run.market_names())}
+
+
+@SUMMARY_METRICS.metric("bankruptcy_count")
+def bankruptcy_count(run: RunView) -> int:
+    """Subaccounts declared bankrupt (the fund could not cover their shortfall)."""
+    return run.tally.count("Liquidator", "Bankruptcy")
+
+
+@SUMMARY_METRICS.metric("liquidation_delay_blocks_median")
+def liquidation_delay_blocks_median(run: RunView) -> float | None:
+    """Median blocks from a subaccount first seen liquidatable to its liquidation (0: same step)."""
+    return float(statistics.median(run.delays)) if run.delays else None
+
+
+@SUMMARY_METRICS.metric("liquidation_delay_blocks_max")
+def liquidation_delay_blocks_max(run: RunView) -> int | None:
+    """Longest such delay, in blocks."""
+    return max(run.delays) if run.delays else None
+
+
+@SUMMARY_METRICS.metric("liquidation_delay_samples")
+def liquidation_delay_samples(run: RunView) -> int:
+    """Liquidation episodes the delays are measured over."""
+    return len(run.delays)
+
+
+@SUMMARY_METRICS.metric("liquidatable_at_end")
+def liquidatable_at_end(run: RunView) -> int:
+    """Subaccounts still liquidatable and not liquidated when recording stopped."""
+    return len(run.pending)
+
+
+@SUMMARY_METRICS.metric("adl_count")
+def adl_count(run: RunView) -> int:
+    """Auto-deleveraging fills."""
+    return run.tally.count("Liquidator", "Deleverage")
+
+
+@SUMMARY_METRICS.metric("adl_deficit_covered")
+def adl_deficit_covered(run: RunView) -> float:
+    """Deficit closed by ADL (USD)."""
+    return run.tally.adl_deficit_covered
+
+
+@SUMMARY_METRICS.metric("vault_nav_start")
+def vault_nav_start(run: RunView) -> float:
+    """Vault NAV when recording started (USD)."""
+    return run.baseline.vault_nav
+
+
+@SUMMARY_METRICS.metric("vault_nav_end")
+def vault_nav_end(run: RunView) -> float | None:
+    """Vault NAV at the last recorded step (USD)."""
+    navs = run.series("vault_nav")
+    return navs[-1] if navs else None
+
+
+@SUMMARY_METRICS.metric("vault_nav_min")
+def vault_nav_min(run: RunView) -> float | None:
+    """Lowest Vault NAV over the recorded steps (USD)."""
+    navs = run.series("vault_nav")
+    return min(navs) if navs else None
+
+
+@SUMMARY_METRICS.metric("lp_share_price_start")
+def lp_share_price_start(run: RunView) -> float:
+    """Vault share price when recording started (USD per share)."""
+    return run.baseline.vault_share_price
+
+
+@SUMMARY_METRICS.metric("lp_share_price_end")
+def lp_share_price_end(run: RunView) -> float | None:
+    """Vault share price at the last recorded step (USD per share)."""
+    prices = run.series("vault_share_price")
+    return prices[-1] if prices else None
+
+
+@SUMMARY_METRICS.metric("lp_share_price_change_pct")
+def lp_share_price_change_pct(run: RunView) -> float | None:
+    """Change of the Vault share price over the run, %."""
+    end = lp_share_price_end(run)
+    start = run.baseline.vault_share_price
+    return None if end is None or start == 0 else 100.0 * (end - start) / start
+
+
+@SUMMARY_METRICS.metric("lp_pnl_usd")
+def lp_pnl_usd(run: RunView) -> float:
+    """Participants with role "lp": shares held at the share price, plus withdrawn, minus deposited (USD)."""
+    share_price = run.protocol.vault.call("share_price")
+    total = 0.0
+    for owner in sorted({p.owner for p in run.of_role("lp")}):
+        held = from_wad(run.protocol.vault.call("shares", owner) * share_price // 10**18)
+        total += held + run.tally.lp_withdrawn[owner] - run.tally.lp_deposited[owner]
+    return total
+
+
+@SUMMARY_METRICS.metric("traders")
+def traders(run: RunView) -> int:
+    """Trader subaccounts (participants with role "trader")."""
+    return len({(p.owner, p.subaccount) for p in run.of_role("trader")})
+
+
+@SUMMARY_METRICS.metric("traders_liquidated")
+def traders_liquidated(run: RunView) -> int:
+    """Trader subaccounts liquidated or declared bankrupt at least once."""
+    return len({(p.owner, p.subaccount) for p in run.of_role("trader")} & run.tally.liquidated)
+
+
+@SUMMARY_METRICS.metric("trader_survival_rate")
+def trader_survival_rate(run: RunView) -> float | None:
+    """Traders never liquidated / all traders."""
+    n = traders(run)
+    return None if n == 0 else (n - traders_liquidated(run)) / n
+
+
+@SUMMARY_METRICS.metric("trigger_orders_executed")
+def trigger_orders_executed(run: RunView) -> int:
+    """Stop-loss and take-profit orders executed by keepers."""
+    return run.tally.count("TriggerOrders", "OrderExecuted")
+
+
+@SUMMARY_METRICS.metric("oracle_deviation_breaches")
+def oracle_deviation_breaches(run: RunView) -> int:
+    """Oracle reports rejected for moving beyond the deviation guard."""
+    return run.tally.count("Oracle", "DeviationBreach")
+
+
+@SUMMARY_METRICS.metric("oracle_invalid_steps")
+def oracle_invalid_steps(run: RunView) -> dict[str, int]:
+    """Steps each market's feed was invalid (reduce-only)."""
+    return {m: sum(1 for r in run.rows if r["market"] == m and not r["oracle_valid"]) for m in run.market_names()}
+
+
+@SUMMARY_METRICS.metric("max_index_lag_pct")
+def max_index_lag_pct(run: RunView) -> dict[str, float | None]:
+    """Largest |index - true price| / true price per market, %: how far the oracle fell behind."""
+    out: dict[str, float | None] = {}
+    for m in run.market_names():
+        gaps = [abs(r["index_price"] - r["true_price"]) / r["true_price"] for r in run.rows
+                if r["market"] == m and r["true_price"]]
+        out[m] = 100.0 * max(gaps) if gaps else None
+    return out
+
+
+@SUMMARY_METRICS.metric("max_mark_premium_pct")
+def max_mark_premium_pct(run: RunView) -> dict[str, float | None]:
+    """Largest |mark - index| / index per market, %."""
+    out: dict[str, float | None] = {}
+    for m in run.market_names():
+        gaps = [abs(r["mark_price"] - r["index_price"]) / r["index_price"] for r in run.rows
+                if r["market"] == m and r["index_price"]]
+        out[m] = 100.0 * max(gaps) if gaps else None
+    return out
+
+
+@SUMMARY_METRICS.metric("event_counts")
+def event_counts(run: RunView) -> dict[str, int]:
+    """Events by contract and name over the run, setup included."""
+    return dict(sorted(run.tally.event_counts.items()))
+
+
+# ---------------------------------------------------------------------------------------
+# Serialisation
+# ---------------------------------------------------------------------------------------
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-ready copy: tuples become lists, bytes hex, NaN/inf null, other objects str."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [json_safe(v) for v in items]
+    if hasattr(value, "item") and callable(value.item):  # a numpy scalar
+        return json_safe(value.item())
+    if hasattr(value, "model_dump"):
+        return json_safe(value.model_dump())
+    return str(value)
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell, the same text on every run: None is empty, floats use Python's shortest
+    round-trip form."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    return str(value)
+
+
+def csv_line(values: Iterable[Any]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([csv_cell(v) for v in values])
+    return buffer.getvalue()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file, then rename), so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(json_safe(data), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------------------
+# The recorder
+# ---------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """Owns a run directory's tables: `steps.csv`, `events.csv`, `summary.json`, `status.json`.
+
+    Created after the protocol is deployed; events logged before that are recorded with step
+    `SETUP_STEP` (-1). `status.json` says "running" from the start, so a run that dies
+    without calling `finish` still leaves a directory that says it did not complete."""
+
+    def __init__(self, run_dir: Path, protocol: Protocol, participants: list[Participant], meta: dict[str, Any]) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.protocol = protocol
+        self.participants = list(participants)
+        self.meta = dict(meta)
+        self.markets = [m.name for m in protocol.config.markets]
+        self.contract_names = {address: name for name, address in protocol.addresses().items()}
+        self.collector = STEP_METRICS
+        self.rows: list[dict[str, Any]] = []
+        self.tally = RunTally()
+        self.delays: list[int] = []
+        self.pending: dict[Subaccount, int] = {}  # subaccount -> block first seen liquidatable
+        self.last_step: int | None = None
+        self.finished = False
+        self._cursor = 0
+        self._started_at = _now()
+        self._started_clock = datetime.now(timezone.utc)
+
+        self.baseline = Baseline(
+            block=protocol.chain.block_number,
+            vault_nav=protocol.vault_nav(),
+            vault_share_price=from_wad(protocol.vault.call("share_price")),
+            insurance_balance=protocol.insurance_balance(),
+        )
+        self._write_status("running")
+        self._steps_file = open(self.run_dir / STEPS_FILE, "w", newline="")  # noqa: SIM115 - open for the whole run
+        self._events_file = open(self.run_dir / EVENTS_FILE, "w", newline="")  # noqa: SIM115
+        self._steps_file.write(csv_line(self.collector.columns))
+        self._events_file.write(csv_line(EVENT_COLUMNS))
+        self._write_events(self._read_events(SETUP_STEP))
+        self._flush()
+
+    # -- per step ------------------------------------------------------------------
+    def record_step(self, step: int, true_prices: dict[str, float]) -> None:
+        """Record one step: this step's events, then one row per market of views, then flush.
+
+        Called once per step after the keepers act, so `liquidatable_accounts` counts what the
+        keepers left behind."""
+        if self.finished:
+            raise RuntimeError(f"record_step({step}) after finish(): the recorder of {self.run_dir} is closed")
+        events = self._read_events(step)
+        liquidatable = self.protocol.liquidatable_accounts()
+        self._track_liquidation_delays(events, liquidatable)
+        view = StepView(self.protocol, step, true_prices, events, liquidatable)
+        rows = self.collector.collect(view, self.markets, self.protocol.chain.block_number, self.protocol.chain.timestamp)
+        self._write_events(events)
+        self._steps_file.write("".join(csv_line(row.values()) for row in rows))
+        self._flush()
+        self.rows.extend(rows)
+        self.last_step = step
+
+    def _read_events(self, step: int) -> list[RecordedEvent]:
+        """The chain's events since the last read, tagged with `step` and folded into the tally."""
+        raw, self._cursor = self.protocol.chain.events_since(self._cursor)
+        events = [RecordedEvent(step, self.contract_names.get(e.address, e.address), e) for e in raw]
+        for ev in events:
+            self.tally.observe(ev)
+        return events
+
+    def _track_liquidation_delays(self, events: list[RecordedEvent], liquidatable: list[Subaccount]) -> None:
+        """Blocks from a subaccount's first step seen liquidatable to its Liquidation or Bankruptcy.
+
+        One sample per subaccount per step that liquidates it; 0 when it became liquidatable and
+        was liquidated within one step. An account that recovers without liquidation ends its
+        episode; one still liquidatable after a partial liquidation starts a new one."""
+        first_hit: dict[Subaccount, int] = {}
+        for ev in events:
+            account = ev.account()
+            if ev.contract == "Liquidator" and ev.name in LIQUIDATION_EVENTS and account is not None:
+                first_hit.setdefault(account, ev.block)
+        for account, block in first_hit.items():
+            start = self.pending.pop(account, None)
+            self.delays.append(0 if start is None else block - start)
+        now = set(liquidatable)
+        for account in [a for a in self.pending if a not in now]:
+            del self.pending[account]
+        block = self.protocol.chain.block_number
+        for account in liquidatable:
+            self.pending.setdefault(account, block)
+
+    def _write_events(self, events: list[RecordedEvent]) -> None:
+        self._events_file.write("".join(csv_line((
+            ev.step, ev.block, ev.event.log_index, ev.contract, ev.name,
+            json.dumps(json_safe(ev.args), separators=(",", ":")),
+        )) for ev in events))
+
+    def _flush(self) -> None:
+        for f in (self._steps_file, self._events_file):
+            f.flush()
+
+    # -- end of run ----------------------------------------------------------------
+    def summary(self, status: str = "complete", error: str | None = None) -> dict[str, Any]:
+        """The summary dict: identity and status, block range, every summary metric, the meta."""
+        metrics, metric_errors = SUMMARY_METRICS.collect(RunView(
+            self.protocol, self.participants, self.rows, self.tally, self.baseline, self.delays, self.pending))
+        blocks = [r["block"] for r in self.rows]
+        summary: dict[str, Any] = {
+            "scenario": self.meta.get("scenario"),
+            "seed": self.meta.get("seed"),
+            "backend": self.meta.get("backend"),
+            "status": status,
+            "error": error,
+            "steps_recorded": len({r["step"] for r in self.rows}),
+            "last_step": self.last_step,
+            "first_block": blocks[0] if blocks else None,
+            "last_block": blocks[-1] if blocks else None,
+            **metrics,
+        }
+        if metric_errors:
+            summary["metric_errors"] = metric_errors
+        summary["meta"] = self.meta
+        return json_safe(summary)
+
+    def finish(self, status: str = "complete", error: str | None = None) -> dict[str, Any]:
+        """Close the tables, write `summary.json`, then `status.json` ("complete" or "partial")."""
+        if status not in ("complete", "partial"):
+            raise ValueError(f"finish(status={status!r}): expected 'complete' or 'partial'")
+        if not self.finished:
+            self._flush()
+            self._steps_file.close()
+            self._events_file.close()
+            self.finished = True
+        try:
+            summary = self.summary(status, error)
+            write_json(self.run_dir / SUMMARY_FILE, summary)
+        finally:
+            self._write_status(status, error)
+        return summary
+
+    def _write_status(self, status: str, error: str | None = None) -> None:
+        elapsed = (datetime.now(timezone.utc) - self._started_clock).total_seconds()
+        write_json(self.run_dir / STATUS_FILE, {
+            "status": status,
+            "error": error,
+            "last_step": self.last_step,
+            "steps_recorded": len({r["step"] for r in self.rows}),
+            "started_at": self._started_at,
+            "updated_at": _now(),
+            "elapsed_seconds": round(elapsed, 3),
+            "meta": self.meta,
+        })
