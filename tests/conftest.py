@@ -6,15 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.utils.anvil import Anvil, anvil_binary
+from tests.utils.anvil import Anvil, require_anvil
 
 
 @pytest.fixture(scope="session")
 def anvil_url() -> Iterator[str]:
     """URL of an anvil devnet started for this test session (stopped at its end).
 
-    Skips the test when the anvil binary is missing."""
-    if anvil_binary() is None:
-        pytest.skip("anvil not installed: run npm ci")
-    with Anvil() as url:
+    Installs anvil with `npm ci` when it is missing; skips the test when npm is absent too."""
+    with Anvil(require_anvil()) as url:
         yield url

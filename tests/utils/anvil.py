@@ -9,68 +9,40 @@ timestamp 1_700_000_000, and a fixed mnemonic. The code size limit is anvil's de
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import IO
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MNEMONIC = "test test test test test test test test test test test junk"
-# fmt: off
-ANVIL_ARGS = [
-    "--chain-id", "31337",
-    "--hardfork", "cancun",
-    "--gas-price", "0",
-    "--base-fee", "0",
-    "--disable-min-priority-fee",
-    "--gas-limit", "30000000",
-    "--timestamp", "1700000000",
-    "--auto-impersonate",
-    "--mnemonic", MNEMONIC,
-]
-# fmt: on
+import pytest
 
+# One definition of the devnet's anvil, shared with `make devnet` (sim/devnet.py).
+from sim.devnet import (
+    ANVIL_ARGS,
+    MNEMONIC,
+    DevnetError,
+    anvil_binary,
+    anvil_command,
+    free_port,
+    install_anvil,
+    wait_until_answers,
+)
 
-def anvil_binary() -> Path | None:
-    """The anvil executable from node_modules (any platform package), else from PATH."""
-    for candidate in sorted(REPO_ROOT.glob("node_modules/@foundry-rs/anvil-*/bin/anvil")):
-        if candidate.is_file():
-            return candidate
-    found = shutil.which("anvil")
-    return Path(found) if found else None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers_chain_id(url: str) -> bool:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=1) as response:
-            return json.loads(response.read()).get("result") == hex(31337)
-    except OSError:
-        return False
+__all__ = ["ANVIL_ARGS", "MNEMONIC", "Anvil", "anvil_binary", "free_port", "require_anvil"]
 
 
 class Anvil:
     """One anvil process on 127.0.0.1; use as a context manager or call start()/stop()."""
 
-    def __init__(self, binary: Path | None = None, startup_timeout: float = 20.0) -> None:
+    def __init__(self, binary: Path | None = None, startup_timeout: float = 20.0, block_time: int | None = None) -> None:
         found = binary or anvil_binary()
         if found is None:
             raise FileNotFoundError("anvil not installed: run npm ci")
         self.binary = found
         self.startup_timeout = startup_timeout
+        self.block_time = block_time  # None: automine
         self.process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self.url = ""
@@ -84,15 +56,12 @@ class Anvil:
             # stderr goes to a file, not a pipe: an unread pipe that fills up would block anvil
             self._stderr = tempfile.TemporaryFile()
             self.process = subprocess.Popen(
-                [str(self.binary), "--host", "127.0.0.1", "--port", str(port), *ANVIL_ARGS],
+                anvil_command(self.binary, port, self.block_time),
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
             )
-            deadline = time.monotonic() + self.startup_timeout
-            while time.monotonic() < deadline and self.process.poll() is None:
-                if _answers_chain_id(self.url):
-                    return self.url
-                time.sleep(0.05)
+            if wait_until_answers(self.url, self.process, self.startup_timeout):
+                return self.url
             last_error = self._stop_and_read_stderr()
         raise RuntimeError(f"anvil ({self.binary}) did not start: {last_error or 'no answer to eth_chainId'}")
 
@@ -124,3 +93,20 @@ class Anvil:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def require_anvil() -> Path:
+    """The anvil binary, installed with `npm ci` when missing; skips the test when it cannot be
+    (no npm), except on CI (env CI set), where the devnet tests must run and it fails instead."""
+    found = anvil_binary()
+    if found is not None:
+        return found
+    if shutil.which("npm") is None:
+        reason = "anvil is not installed and npm is absent to install it (`npm ci`): devnet tests skipped"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}, but they must run on CI")
+        pytest.skip(reason)
+    try:
+        return install_anvil()
+    except DevnetError as exc:
+        pytest.fail(str(exc))

@@ -1,0 +1,130 @@
+"""Scenarios run through a node: `perpsim run --backend rpc` on anvil, `--attach` to a
+deployment made by `ape run deploy`, and a node that stops in the middle of a run.
+
+The same scenario and seed give the same `events.csv` on anvil, revm and py-evm: three EVMs,
+one history.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from sim.cli import main
+from sim.deployment import Deployment
+from sim.devnet import REPO_ROOT
+from tests.utils.anvil import Anvil, require_anvil
+
+pytestmark = pytest.mark.integration
+
+STEPS = "12"  # short, but enough for trades, funding, LP deposits and reports
+
+
+def perpsim(*args: str) -> Result:
+    return CliRunner(mix_stderr=False).invoke(main, [*args, "--no-progress"], catch_exceptions=False)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def calm_deployment(devnet_url: str, ape_deploy: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `calm` scenario's protocol deployed through ape, as `make devnet` does."""
+    out = tmp_path_factory.mktemp("calm") / "deployment.json"
+    done = ape_deploy(devnet_url, "--config", "calm", "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+def test_same_history_on_anvil_revm_and_pyevm(tmp_path: Path) -> None:
+    with Anvil(require_anvil()) as url:  # a fresh node: its clock starts where revm's does
+        on_anvil = perpsim("run", "calm", "--steps", STEPS, "--backend", "rpc", "--rpc-url", url,
+                           "--out", str(tmp_path / "rpc"))
+    assert on_anvil.exit_code == 0, on_anvil.output + on_anvil.stderr
+    for backend in ("revm", "pyevm"):
+        done = perpsim("run", "calm", "--steps", STEPS, "--backend", backend, "--out", str(tmp_path / backend))
+        assert done.exit_code == 0, done.output + done.stderr
+    events = (tmp_path / "rpc" / "events.csv").read_text()
+    assert events.count("\n") > 100 and ",Trade," in events
+    assert events == (tmp_path / "revm" / "events.csv").read_text()
+    assert events == (tmp_path / "pyevm" / "events.csv").read_text()
+
+    summary = read_json(tmp_path / "rpc" / "summary.json")
+    assert summary["status"] == "complete"
+    meta = summary["meta"]
+    assert meta["backend"] == "rpc" and meta["rpc_url"] == url and meta["chain_id"] == 31337
+    assert meta["node_client"].startswith("anvil/")
+    assert meta["node_first_block"] == 1 and meta["node_last_block"] > 100  # one block per transaction
+
+
+def test_run_attached_to_an_ape_deployment(calm_deployment: Path, devnet_url: str, tmp_path: Path) -> None:
+    deployment = Deployment.load(calm_deployment)
+    done = perpsim("run", "calm", "--steps", STEPS, "--attach", str(calm_deployment), "--out", str(tmp_path / "run"))
+    assert done.exit_code == 0, done.output + done.stderr
+    assert "on rpc" in done.output
+    summary = read_json(tmp_path / "run" / "summary.json")
+    assert summary["status"] == "complete" and summary["solvent"] is True
+    assert summary["meta"]["rpc_url"] == devnet_url
+    assert summary["meta"]["node_first_block"] > deployment.end_block
+    events = (tmp_path / "run" / "events.csv").read_text()
+    assert ",Exchange,Trade," in events and ",Oracle,PriceReported," in events
+
+
+def test_attach_refuses_a_deployment_of_another_config(calm_deployment: Path, tmp_path: Path) -> None:
+    data = read_json(calm_deployment)
+    data["config"]["markets"][0]["skew_scale"] = 123.0
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data))
+    done = perpsim("run", "calm", "--steps", "2", "--attach", str(other), "--out", str(tmp_path / "run"))
+    assert done.exit_code == 2
+    assert "markets[0].skew_scale: 200000.0 vs 123.0" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_attach_needs_the_rpc_backend(calm_deployment: Path, tmp_path: Path) -> None:
+    done = perpsim("run", "calm", "--attach", str(calm_deployment), "--backend", "revm", "--out", str(tmp_path))
+    assert done.exit_code == 2 and "--attach runs on a node" in done.stderr
+
+
+def test_node_that_stops_mid_run_leaves_a_partial_run(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    anvil = Anvil(require_anvil())
+    url = anvil.start()
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "sim.cli", "run", "calm", "--steps", "5000", "--backend", "rpc", "--rpc-url", url,
+             "--out", str(out), "--no-progress"],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 120
+        steps = out / "steps.csv"
+        while time.monotonic() < deadline and run.poll() is None:
+            if steps.is_file() and len(steps.read_text().splitlines()) > 5:  # header + 5 steps
+                break
+            time.sleep(0.05)
+    finally:
+        anvil.stop()  # the node goes away in the middle of the run
+    stdout, stderr = run.communicate(timeout=120)
+
+    assert run.returncode == 1, stdout + stderr
+    assert f"the node at {url} stopped answering during step" in stderr
+    assert "the run stopped; what it recorded" in stderr and str(out) in stderr
+    status = read_json(out / "status.json")
+    assert status["status"] == "partial" and "stopped answering" in status["error"]
+    recorded = status["last_step"]
+    assert recorded >= 4
+    rows = (out / "steps.csv").read_text().splitlines()
+    assert len(rows) == 1 + recorded + 1  # header, steps 0..recorded, one market: nothing lost or half-written
+    summary = read_json(out / "summary.json")
+    assert summary["status"] == "partial" and summary["last_step"] == recorded
+    assert summary["meta"]["rpc_url"] == url and summary["meta"]["node_last_block"] is None
+    assert (out / "events.csv").read_text().count("\n") > 50
