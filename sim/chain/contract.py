@@ -3,7 +3,8 @@
 A backend moves bytes (calldata in, return data and raw logs out); this module turns Python
 values into calldata and bytes back into Python values with the artifact's ABI. It is on the
 simulator's hot path (thousands of calls a second), so everything that can be worked out once
-per ABI (selectors, type strings, eth_abi encoders and decoders) is, and cached.
+per ABI (selectors, type strings, eth_abi encoders and decoders) is, and cached, and tuples of
+static value types skip eth_abi (sim/chain/static_abi.py).
 
 Conventions, the same on every backend:
 - Addresses come back checksummed, wherever they appear (return values, event args).
@@ -31,6 +32,7 @@ from eth_abi.registry import BaseEquals
 from eth_abi.registry import registry as _default_registry
 from eth_utils import keccak, to_checksum_address
 
+from sim.chain import static_abi
 from sim.chain.base import Artifact, Chain, ChainError, Receipt
 
 # -- eth_abi with checksummed addresses ------------------------------------------
@@ -68,14 +70,16 @@ def abi_type_string(param: dict[str, Any]) -> str:
 
 
 def _tuple_encoder(types: tuple[str, ...]) -> Callable[[tuple[Any, ...]], bytes]:
-    """An encoder of the tuple `types` (built from the parts: eth_abi rejects the type "()")."""
-    return TupleEncoder(encoders=[_registry.get_encoder(t) for t in types])
+    """An encoder of the tuple `types` (built from the parts: eth_abi rejects the type "()");
+    tuples of static value types take static_abi's fast path."""
+    slow = TupleEncoder(encoders=[_registry.get_encoder(t) for t in types])
+    return static_abi.tuple_encoder(types, slow, checksum_address)
 
 
 def _tuple_decoder(types: tuple[str, ...]) -> Callable[[bytes], tuple[Any, ...]]:
-    """A decoder of the tuple `types`, taking bytes."""
+    """A decoder of the tuple `types`, taking bytes; static tuples take the fast path."""
     decoder = TupleDecoder(decoders=[_registry.get_decoder(t) for t in types])
-    return lambda data: decoder(ContextFramesBytesIO(data))
+    return static_abi.tuple_decoder(types, lambda data: decoder(ContextFramesBytesIO(data)), checksum_address)
 
 
 def encode_abi(types: tuple[str, ...] | list[str], values: tuple[Any, ...] | list[Any]) -> bytes:
@@ -129,8 +133,8 @@ class AbiFunction:
 
 def _topic_decoder(typ: str) -> Callable[[bytes], Any]:
     """A decoder of one value-type event field from its 32-byte topic."""
-    decoder = _registry.get_decoder(typ)
-    return lambda topic: decoder(ContextFramesBytesIO(topic))
+    decode = _tuple_decoder((typ,))
+    return lambda topic: decode(topic)[0]
 
 
 class AbiEvent:
