@@ -1,6 +1,7 @@
 """`perpsim`: run, list, validate and compare scenarios.
 
     perpsim run SCENARIO [--seed N] [--steps N] [--backend revm|pyevm|rpc] [--rpc-url URL] [--out DIR]
+                         [--attach DEPLOYMENT.json] [--defence NAME=VALUE ...]
     perpsim list [--agents]
     perpsim validate FILE [FILE ...]
     perpsim compare RUN_A RUN_B
@@ -22,7 +23,7 @@ import click
 from click.core import ParameterSource
 
 from sim.chain import ChainError
-from sim.scenario import Scenario, ScenarioError, load_scenario, shipped_scenarios
+from sim.scenario import Scenario, ScenarioError, load_scenario, parse_defence, shipped_scenarios
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -70,9 +71,9 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     sys.exit(code)
 
 
-def _load(path_or_name: str) -> Scenario:
+def _load(path_or_name: str, defences: tuple[str, ...] = ()) -> Scenario:
     try:
-        return load_scenario(path_or_name)
+        return load_scenario(path_or_name, defences=dict(parse_defence(d) for d in defences))
     except ScenarioError as exc:
         _fail(f"perpsim: invalid scenario ({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}):\n{exc}")
         raise  # unreachable: _fail exits
@@ -94,13 +95,16 @@ def main() -> None:
               "deploying; implies --backend rpc, and --rpc-url defaults to the file's")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="run directory (default: runs/<scenario>-<seed>-<timestamp>)")
+@click.option("--defence", "defences", multiple=True, metavar="NAME=VALUE",
+              help="set a [defences] flag, e.g. --defence deviation_guard=0.1 (repeatable); with the same "
+              "seed, two runs differ only by that defence: compare them with `perpsim compare`")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: on a terminal only)")
 def run_command(scenario: str, seed: int | None, steps: int | None, backend: str, rpc_url: str | None,
-                out_dir: Path | None, progress: bool | None, **connect_options: Any) -> None:
+                out_dir: Path | None, defences: tuple[str, ...], progress: bool | None, **connect_options: Any) -> None:
     """Run SCENARIO (a shipped name or a TOML file) and write its run directory and report."""
     from sim.engine import run_scenario
 
-    loaded = _load(scenario).with_overrides(seed=seed, steps=steps)
+    loaded = _load(scenario, defences).with_overrides(seed=seed, steps=steps)
     if connect_options.get("attach") is not None:
         if click.get_current_context().get_parameter_source("backend") != ParameterSource.DEFAULT and backend != "rpc":
             _fail(f"perpsim: --attach runs on a node: it needs --backend rpc, not {backend}")

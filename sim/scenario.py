@@ -366,9 +366,11 @@ def resolve_scenario_path(path_or_name: str | Path) -> Path:
     raise ScenarioError(name, [Problem("(file)", name, f"an existing scenario file, or a shipped scenario: {', '.join(shipped)}")])
 
 
-def load_scenario(path_or_name: str | Path) -> Scenario:
+def load_scenario(path_or_name: str | Path, *, defences: Mapping[str, Any] | None = None) -> Scenario:
     """Read and validate a scenario file (or a shipped one by name, e.g. "calm").
 
+    `defences` replaces fields of the file's `[defences]` table before validation (the
+    command line's `--defence NAME=VALUE`: the same scenario and seed with a defence flipped).
     Raises ScenarioError listing every problem, each naming the file and the field."""
     path = resolve_scenario_path(path_or_name)
     source = str(path)
@@ -378,7 +380,24 @@ def load_scenario(path_or_name: str | Path) -> Scenario:
         raise ScenarioError(source, [Problem("(file)", _MISSING, f"valid TOML: {exc}")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(source, [Problem("(file)", _MISSING, f"a readable UTF-8 file: {exc}")]) from None
+    if defences:
+        table = data.get("defences", {})
+        data["defences"] = {**table, **defences} if isinstance(table, Mapping) else table
     return validate_scenario(data, source=source, base_dir=path.parent, path=path.resolve())
+
+
+def parse_defence(text: str) -> tuple[str, Any]:
+    """`NAME=VALUE` from the command line: VALUE read as a TOML value (`true`, `0.1`,
+    `"median"`), or as a bare string when it is not one (`median`)."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise ScenarioError("--defence", [Problem("defences", text, f"NAME=VALUE, NAME one of {', '.join(Defences.model_fields)}")])
+    try:
+        value = tomllib.loads(f"value = {raw.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return name, value
 
 
 def validate_scenario(data: Mapping[str, Any], *, source: str = "<scenario>", base_dir: Path | None = None,
@@ -685,6 +704,6 @@ def dumps_toml(data: Mapping[str, Any]) -> str:
 __all__ = [
     "SCENARIO_DIR", "SHOCK_KINDS", "AgentSpec", "CorrelationSpike", "Defences", "KeeperOutage",
     "LpRun", "MarketSpec", "OracleFreeze", "OracleLag", "PriceJump", "Problem", "ReporterCompromise", "Scenario",
-    "ScenarioError", "Shock", "dumps_toml", "load_scenario", "resolve_scenario_path", "shipped_scenarios",
+    "ScenarioError", "Shock", "dumps_toml", "load_scenario", "parse_defence", "resolve_scenario_path", "shipped_scenarios",
     "validate_scenario",
 ]

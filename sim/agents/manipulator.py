@@ -35,7 +35,11 @@ from sim.agents.base import (
 
 
 class Manipulator(Agent):
-    """Oracle manipulation by bribing reporters; see the module docstring for its moves."""
+    """Oracle manipulation by bribery: opens a leveraged position, then `bribe_after` blocks
+    later buys `reporters_bribed` reporters to report the true price times `factor` for
+    `bribe_blocks` blocks; once the index has moved `take_profit` its way it cashes out, by
+    closing (`exit = "close"`) or by withdrawing the paper profit and leaving the position to
+    go under water (`exit = "withdraw_unrealized"`, where the market allows it)."""
 
     kind = "manipulator"
     role = "manipulator"

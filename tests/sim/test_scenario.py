@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from sim.cli import main
-from sim.scenario import ScenarioError, load_scenario, shipped_scenarios, validate_scenario
+from sim.scenario import ScenarioError, load_scenario, parse_defence, shipped_scenarios, validate_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -172,3 +172,27 @@ def test_run_command_exits_2_before_any_transaction(tmp_path: Path) -> None:
     assert process.returncode == 2
     assert f"{bad}: markets[0].price.sigma = -1.0" in process.stderr
     assert not out.exists()  # nothing ran, nothing was written
+
+
+def test_defence_overrides_replace_the_files_flags() -> None:
+    """`--defence NAME=VALUE`: the same scenario with one defence flipped, validated as if the
+    file said so (reporter-bribe ships with the deviation guard off)."""
+    shipped = load_scenario("reporter-bribe")
+    assert shipped.protocol_config().oracle.max_deviation == 0.0
+    defended = load_scenario("reporter-bribe", defences=dict([parse_defence("deviation_guard=0.1"),
+                                                               parse_defence("mark_mode=median")]))
+    assert defended.protocol_config().oracle.max_deviation == 0.1
+    assert all(m.mark_mode == "median" for m in defended.protocol_config().markets)
+    assert defended.defences.allow_unrealized_withdrawal is True  # the file's other flags stay
+    assert "max_deviation = 0.1" in defended.to_toml()
+
+
+def test_a_bad_defence_override_exits_2_naming_it(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    for flag, expected in (("deviaton_guard=0.1", "defences.deviaton_guard"),
+                           ("deviation_guard=2", "defences.deviation_guard = 2"),
+                           ("deviation_guard", "NAME=VALUE")):
+        result = CliRunner().invoke(main, ["run", "reporter-bribe", "--defence", flag, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert expected in result.output
+        assert not out.exists()
