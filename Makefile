@@ -44,7 +44,8 @@ bench: setup
 fuzz: setup
 	HYPOTHESIS_PROFILE=campaign $(BIN)/python -m tests.fuzz.campaign
 
-# anvil on 127.0.0.1 (PORT, default 8545), the protocol deployed through ape; `make devnet-stop` stops it.
+# anvil on 127.0.0.1 (PORT, default 8545; BLOCK_TIME for interval mining; CONFIG: what to deploy, default calm),
+# the protocol deployed through ape; `make devnet-stop` stops it.
 devnet: setup
 	$(BIN)/python -m sim.devnet start
 

@@ -153,6 +153,8 @@ def _read_status(run_dir: Path) -> dict[str, Any]:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"  # e.g. no keeper delay when nothing was liquidated
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)

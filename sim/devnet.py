@@ -309,8 +309,8 @@ def main() -> None:
 @main.command("start")
 @click.option("--port", type=click.IntRange(1, 65535), envvar="PORT", default=DEFAULT_PORT, show_default=True,
               help="port on 127.0.0.1 (or env PORT)")
-@click.option("--block-time", type=click.IntRange(min=1), default=None,
-              help="mine a block every N seconds instead of one per transaction (automine)")
+@click.option("--block-time", type=click.IntRange(min=1), envvar="BLOCK_TIME", default=None,
+              help="mine a block every N seconds instead of one per transaction (automine) (or env BLOCK_TIME)")
 @click.option("--config", envvar="CONFIG", default=DEFAULT_CONFIG, show_default=True,
               help="what to deploy: a shipped scenario's name, a scenario file or a TOML of market parameters "
               "(or env CONFIG)")
