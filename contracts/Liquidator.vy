@@ -177,6 +177,8 @@ def deleverage(bankrupt_owner: address, bankrupt_subaccount: uint256, target_own
     tpos: IExchangeCore.Position = staticcall EXCHANGE.positions(target_owner, target_subaccount, market)
     assert bpos.size != 0, "liquidator: no bankrupt position"
     assert tpos.size != 0 and (tpos.size > 0) != (bpos.size > 0), "liquidator: target not opposite"
+    # a bankrupt position leaves only as the bankrupt side, with its share of the deficit
+    assert not (staticcall EXCHANGE.accounts(target_owner, target_subaccount)).bankrupt, "liquidator: target bankrupt"
     assert staticcall EXCHANGE.position_pnl(target_owner, target_subaccount, market) > 0, "liquidator: target not profitable"
     bankrupt_size: uint256 = convert(abs(bpos.size), uint256)
     amount: uint256 = min(size, min(bankrupt_size, convert(abs(tpos.size), uint256)))

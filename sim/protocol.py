@@ -596,8 +596,9 @@ class Protocol:
         return out
 
     def adl_ranking(self, market: str | int, against_size: float) -> list[AdlCandidate]:
-        """Profitable positions opposite to `against_size`, best ADL targets first
-        (unrealised PnL times leverage, as Hyperliquid and dYdX v3 rank them)."""
+        """Profitable positions opposite to `against_size` in subaccounts that are not
+        themselves bankrupt, best ADL targets first (unrealised PnL times leverage, as
+        Hyperliquid and dYdX v3 rank them)."""
         m = self.market(market)
         candidates = []
         for owner, sub in self.accounts_with_positions():
@@ -605,7 +606,7 @@ class Protocol:
             if pos.size == 0 or (pos.size > 0) == (against_size > 0):
                 continue
             pnl = self.position_pnl(owner, m, sub)
-            if pnl <= 0:
+            if pnl <= 0 or self.exchange.call("accounts", owner, sub)[3]:  # bankrupt: never a target
                 continue
             h = self.health(owner, sub)
             leverage = h.notional / h.equity if h.equity > 0 else float("inf")

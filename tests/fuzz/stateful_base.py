@@ -493,6 +493,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         bsize = self.size(*bankrupt, market)
         tsize = self.size(*target, market)
         tpnl = self.protocol.exchange.call("position_pnl", *target, market)
+        tacct = self.account(*target)
         deficit = self.protocol.exchange.call("market_states", market)[8]
         try:
             self.protocol.deleverage(self.keeper, bankrupt, target, market, size)
@@ -501,6 +502,7 @@ class ProtocolMachine(RuleBasedStateMachine):
                 "liquidator: not bankrupt": not bacct.bankrupt,
                 "liquidator: no bankrupt position": bsize == 0,
                 "liquidator: target not opposite": tsize == 0 or _sign(tsize) == _sign(bsize),
+                "liquidator: target bankrupt": tacct.bankrupt,
                 "liquidator: target not profitable": tpnl <= 0,
                 "liquidator: zero size": size is not None,
                 "vault: insufficient liquidity": True,

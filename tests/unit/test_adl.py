@@ -114,3 +114,36 @@ def test_adl_target_rules(crashed: Protocol, alice, bob, carol, keeper, fund, ch
         protocol.deleverage(keeper, (alice, 0), (bob, 0), "ETH", 0)
     with reverts("exchange: caller is not the liquidator"):
         protocol.exchange.transact("deleverage_fill", alice, 0, bob, 0, 0, 1, 1, 0, sender=keeper)
+
+
+def test_a_bankrupt_position_is_never_an_adl_target(protocol: Protocol, fund, alice, bob, keeper, set_price, chain):
+    """§5.6, found by the fuzz campaign (ProtocolFuzz, seed 3006; hypothesis' shrinker gave up,
+    this is the path cut down by hand). Two opposite positions in one market both went
+    bankrupt, at different prices. When the price came back, the bankrupt short was in profit,
+    and `deleverage` took it as the ADL target of the bankrupt long: its position closed at
+    the long's bankruptcy price while its own share of the deficit stayed on the books with no
+    position left to deleverage, so the market's deficit no longer matched the bankrupt
+    subaccounts' shares. Fix (Liquidator.deleverage): a bankrupt target reverts; a bankrupt
+    position leaves only as the bankrupt side. The keepers' ranking skips them too."""
+    dave = chain.new_account("dave")
+    fund(alice, 10_000)
+    fund(bob, 10_000)
+    fund(dave, 100_000)
+    protocol.trade(bob, "ETH", -40)      # bob short at ~2000, 8x
+    set_price("ETH", 2400)               # bob about 6k under water, the fund holds 1k
+    protocol.liquidate(keeper, bob, "ETH")
+    protocol.trade(alice, "ETH", 40)     # alice long at ~2400, 10x
+    protocol.trade(dave, "ETH", -10)     # dave short at ~2400: a healthy target later
+    set_price("ETH", 1900)               # alice under water; bob's and dave's shorts in profit
+    protocol.liquidate(keeper, alice, "ETH")
+    for who in (alice, bob):
+        assert protocol.exchange.call("accounts", who, 0)[3], f"{who} should be bankrupt"
+    assert protocol.position_pnl(bob, "ETH") > 0
+
+    ranking = protocol.adl_ranking("ETH", against_size=40)
+    assert [(c.owner, c.subaccount) for c in ranking] == [(dave, 0)]
+    with reverts("liquidator: target bankrupt"):
+        protocol.deleverage(keeper, (alice, 0), (bob, 0), "ETH")
+    protocol.deleverage(keeper, (alice, 0), (dave, 0), "ETH")
+    shares = sum(protocol.exchange.call("accounts", who, 0)[4] for who in (alice, bob))
+    assert protocol.exchange.call("market_states", 0)[8] == shares > 0
