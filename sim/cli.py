@@ -111,6 +111,8 @@ def run_command(scenario: str, seed: int | None, steps: int | None, backend: str
         backend = "rpc"
     elif backend == "rpc" and not rpc_url:
         _fail("perpsim: --backend rpc needs --rpc-url, e.g. --rpc-url http://127.0.0.1:8545")
+    elif rpc_url and backend != "rpc":
+        _fail(f"perpsim: --rpc-url is for --backend rpc; the {backend} backend runs in process")
     chain, protocol_factory = CONNECT(backend=backend, rpc_url=rpc_url, scenario=loaded, **connect_options)
     rpc_url = rpc_url or getattr(chain, "url", None)
     if out_dir is None:

@@ -196,3 +196,13 @@ def test_a_bad_defence_override_exits_2_naming_it(tmp_path: Path) -> None:
         assert result.exit_code == 2, result.output
         assert expected in result.output
         assert not out.exists()
+
+
+def test_rpc_url_without_the_rpc_backend_is_refused(tmp_path: Path) -> None:
+    """An --rpc-url that a run would ignore is a mistake the user should hear about (it also
+    used to land in the run's metadata as if the run had been on that node)."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", "calm", "--rpc-url", "http://127.0.0.1:8545", "--out", str(out)])
+    assert result.exit_code == 2
+    assert "--rpc-url is for --backend rpc" in result.output
+    assert not out.exists()
