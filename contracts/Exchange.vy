@@ -28,6 +28,7 @@ from interfaces import IOracle
 from interfaces import IPayer
 from interfaces import IExchange
 import modules.fixed_math as fm
+import modules.bounds as bounds
 
 implements: IExchange
 
@@ -40,10 +41,7 @@ DAY: constant(int256) = 86400
 LN2: constant(int256) = 693147180559945309
 INTEREST_8H: constant(int256) = 10**14          # 0.01% per 8 h
 INTEREST_CLAMP_8H: constant(int256) = 5 * 10**14  # 0.05% per 8 h
-# Input bounds, far beyond any real use, that keep every product below 2**255: a bad input
-# reverts with a reason instead of an overflow.
-MAX_AMOUNT: constant(uint256) = 10**30  # tokens per deposit, withdrawal or fee
-MAX_SIZE: constant(int256) = 10**33     # base units (1e18) per trade
+# Bounds of market parameters (amounts and sizes: modules/bounds.vy), far beyond any real use.
 MAX_PARAM: constant(uint256) = 10**36   # skew scale, funding caps, premium half-life
 
 FUNDING_PREMIUM: constant(uint256) = 0
@@ -643,7 +641,7 @@ def _check_account(owner: address, subaccount: uint256, market: uint256):
 @pure
 @internal
 def _check_size(size_delta: int256):
-    assert size_delta >= -MAX_SIZE and size_delta <= MAX_SIZE, "exchange: size too large"
+    assert size_delta >= -bounds.MAX_SIZE and size_delta <= bounds.MAX_SIZE, "exchange: size too large"
 
 
 @view
@@ -651,7 +649,7 @@ def _check_size(size_delta: int256):
 def _amount_wad(amount: uint256) -> int256:
     """A deposit or withdrawal (tokens, 6 decimals), non-zero and bounded, as USD 1e18."""
     assert amount > 0, "exchange: zero amount"
-    assert amount <= MAX_AMOUNT, "exchange: amount too large"
+    assert amount <= bounds.MAX_AMOUNT, "exchange: amount too large"
     return convert(amount * PRECISION, int256)
 
 

@@ -12,13 +12,11 @@
 """
 
 from interfaces import IExchangeCore
+import modules.bounds as bounds
 
 # ---------------------------------------------------------------- CONSTANTS
 KIND_STOP_LOSS: constant(uint256) = 0
 KIND_TAKE_PROFIT: constant(uint256) = 1
-# The Exchange's own input bounds, checked at placement so an order cannot fail on them later.
-MAX_SIZE: constant(int256) = 10**33        # base units (1e18)
-MAX_KEEPER_FEE: constant(uint256) = 10**30  # tokens (6 decimals)
 
 # ---------------------------------------------------------------- STRUCTS
 struct Order:
@@ -83,8 +81,8 @@ def place(subaccount: uint256, market: uint256, size: int256, trigger_price: uin
     """
     assert market < staticcall EXCHANGE.market_count(), "triggers: unknown market"
     assert size != 0, "triggers: zero size"
-    assert size >= -MAX_SIZE and size <= MAX_SIZE, "triggers: size too large"
-    assert keeper_fee <= MAX_KEEPER_FEE, "triggers: keeper fee too large"
+    assert size >= -bounds.MAX_SIZE and size <= bounds.MAX_SIZE, "triggers: size too large"
+    assert keeper_fee <= bounds.MAX_AMOUNT, "triggers: keeper fee too large"
     assert trigger_price > 0, "triggers: zero trigger price"
     assert kind <= KIND_TAKE_PROFIT, "triggers: unknown kind"
     order_id: uint256 = self.order_count

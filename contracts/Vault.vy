@@ -14,13 +14,13 @@
 from ethereum.ercs import IERC20
 from interfaces import IPayer
 from interfaces import IExchange
+import modules.bounds as bounds
 
 implements: IPayer
 
 # ---------------------------------------------------------------- CONSTANTS
 WAD: constant(uint256) = 10**18
 # Input bounds that keep every product far below 2**256.
-MAX_AMOUNT: constant(uint256) = 10**30          # tokens per deposit
 MAX_RESERVE_FACTOR: constant(uint256) = 100 * WAD  # reserves of 100x open-interest notional
 
 # ---------------------------------------------------------------- IMMUTABLES
@@ -102,7 +102,7 @@ def deposit(amount: uint256) -> uint256:
     @return Shares minted (1e18 scale), rounded down.
     """
     assert amount > 0, "vault: zero amount"
-    assert amount <= MAX_AMOUNT, "vault: amount too large"
+    assert amount <= bounds.MAX_AMOUNT, "vault: amount too large"
     assert self.exchange != empty(address), "vault: no exchange"
     nav: int256 = self._nav()
     minted: uint256 = amount * PRECISION
