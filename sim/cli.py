@@ -15,7 +15,6 @@ prints where its report is; Ctrl-C leaves that directory readable and marked par
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +39,10 @@ HEADLINES = (
     ("insurance_drawdown_pct", "insurance drawdown (%)"),
 )
 
-# How `run` gets its chain and protocol. The default deploys a fresh protocol on the chosen
-# backend. `perpsim run --attach FILE` (the devnet's deployment file, sim/deployment.py) plugs
-# in here: CONNECT receives run's options (backend, rpc_url, scenario, attach, ...) and returns
-# (chain, protocol_factory) for `run_scenario`; (None, None) means "make a chain and deploy".
-Connector = Callable[..., tuple[Any, Any]]
-
-
-def _fresh_deployment(**options: Any) -> tuple[Any, Any]:
-    """No chain and no factory: `run_scenario` makes the backend's chain and deploys."""
-    return None, None
-
-
-def _attached_deployment(**options: Any) -> tuple[Any, Any]:
-    """`--attach FILE`: sim/deployment.py connects to the node and checks the deployment."""
+def _connect(**options: Any) -> tuple[Any, Any]:
+    """The chain and protocol factory for `run_scenario`: (None, None) to make the backend's
+    chain and deploy; with `--attach FILE`, sim/deployment.py connects to the node and checks
+    that it holds the deployment."""
     from sim.deployment import DeploymentError, connect_to_deployment
 
     try:
@@ -61,9 +50,6 @@ def _attached_deployment(**options: Any) -> tuple[Any, Any]:
     except (DeploymentError, ChainError) as exc:
         _fail(f"perpsim: --attach {options.get('attach')}: {exc}")
         raise  # unreachable: _fail exits
-
-
-CONNECT: Connector = _attached_deployment
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -113,7 +99,7 @@ def run_command(scenario: str, seed: int | None, steps: int | None, backend: str
         _fail("perpsim: --backend rpc needs --rpc-url, e.g. --rpc-url http://127.0.0.1:8545")
     elif rpc_url and backend != "rpc":
         _fail(f"perpsim: --rpc-url is for --backend rpc; the {backend} backend runs in process")
-    chain, protocol_factory = CONNECT(backend=backend, rpc_url=rpc_url, scenario=loaded, **connect_options)
+    chain, protocol_factory = _connect(backend=backend, rpc_url=rpc_url, scenario=loaded, **connect_options)
     rpc_url = rpc_url or getattr(chain, "url", None)
     if out_dir is None:
         from sim.engine import default_run_dir

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sim.chain import Chain, Contract, at, compile_project, deploy
-from sim.units import PRECISION, USDC_DECIMALS, WAD, from_usdc, from_wad, to_usdc, to_wad
+from sim.units import USDC_DECIMALS, WAD, from_usdc, from_wad, to_usdc, to_wad
 
 FUNDING_MODELS = {"premium": 0, "velocity": 1}
 MARK_MODES = {"oracle": 0, "premium": 1, "median": 2}
