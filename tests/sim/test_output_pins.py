@@ -1,0 +1,89 @@
+"""Pinned outputs: the SHA-256 of `events.csv`, `steps.csv` and `summary.json` of two shipped
+scenarios, run short on revm. A change meant to be invisible (speed-ups, refactors of the
+chain layer, the facade, the agents' reads or the recorder's) must leave them as they are.
+
+A change that alters the contracts or the tables on purpose updates `PINS` in the same
+commit and says why in its message. To print the new dict, ready to paste over `PINS`:
+
+    .venv/bin/python -m tests.sim.test_output_pins
+
+(about 20 seconds; it runs the same scenarios as the test and prints their hashes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.engine import run_scenario
+from sim.scenario import load_scenario
+
+PINNED_FILES = ("events.csv", "steps.csv", "summary.json")
+
+# (shipped scenario, steps) -> file -> SHA-256 of its bytes.
+# flash-crash: liquidations, bad debt, insurance drawdown and ADL after the step-150 gap.
+# calm: the benchmark's scenario; every trader kind's reads and risk rules, no liquidation.
+PINS: dict[tuple[str, int], dict[str, str]] = {
+    ("flash-crash", 170): {
+        "events.csv": "826c13145ae1faa837c918af7c5697f242c23af40690536146ee20beeeecd78c",
+        "steps.csv": "2126bd8abd090e7566eef495eea1a1c77c20c6fe2b43c47aea670c1b93298e48",
+        "summary.json": "af8c2441890ab13f6bdec9de870c48cc8e1903e21c61a5e3ac64c15edcd46f11",
+    },
+    ("calm", 150): {
+        "events.csv": "e6c08987a5f1c8a0e4a4393f5d406135cfd6fc8302d008d81e139a837382de76",
+        "steps.csv": "a7834bc045516dbec11259143f44e071469018fd41def81b340c3caedbecc865",
+        "summary.json": "d422d834c7be97ea6b649ce366b06e648e57648ae4efda3c67b72c94e0afe434",
+    },
+}
+
+UPDATE_COMMAND = ".venv/bin/python -m tests.sim.test_output_pins"
+
+
+def output_hashes(scenario: str, steps: int, out: Path) -> dict[str, str]:
+    """Run `scenario` for `steps` steps on revm into `out`; the SHA-256 of each pinned file."""
+    run_scenario(load_scenario(scenario).with_overrides(steps=steps), backend="revm", out_dir=out,
+                 report=False, progress=False)
+    return {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in PINNED_FILES}
+
+
+def format_pins(pins: dict[tuple[str, int], dict[str, str]]) -> str:
+    """`pins` as the Python source of the `PINS` assignment."""
+    lines = ["PINS: dict[tuple[str, int], dict[str, str]] = {"]
+    for key, hashes in pins.items():
+        lines.append(f'    ("{key[0]}", {key[1]}): {{')
+        lines += [f'        "{name}": "{digest}",' for name, digest in hashes.items()]
+        lines.append("    },")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(("scenario", "steps"), list(PINS), ids=[f"{s}-{n}" for s, n in PINS])
+def test_outputs_match_their_pins(scenario: str, steps: int, tmp_path: Path) -> None:
+    got = output_hashes(scenario, steps, tmp_path / "run")
+    changed = [name for name in PINNED_FILES if got[name] != PINS[(scenario, steps)][name]]
+    assert not changed, (
+        f"{scenario} ({steps} steps): {', '.join(changed)} changed. If that is on purpose (a contract or "
+        f"table change), update PINS in {__file__} (`{UPDATE_COMMAND}` prints it) and say why in the commit; "
+        f"new hashes: {got}"
+    )
+
+
+def main() -> int:
+    """Print the current outputs' hashes as a `PINS` dict."""
+    import tempfile
+
+    current: dict[tuple[str, int], dict[str, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="perpsim-pins-") as tmp:
+        for scenario, steps in PINS:
+            current[(scenario, steps)] = output_hashes(scenario, steps, Path(tmp) / f"{scenario}-{steps}")
+    print(format_pins(current))
+    stale = [f"{s}-{n}" for (s, n), hashes in current.items() if hashes != PINS[(s, n)]]
+    print(f"# {'differs from PINS: ' + ', '.join(stale) if stale else 'same as PINS'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
