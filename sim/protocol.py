@@ -14,6 +14,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sim.bounds import (
+    MAX_DURATION,
+    MAX_PARAM,
+    MAX_PARAM_WAD,
+    MAX_PRICE_USD,
+    MAX_REPORTERS,
+    MAX_RESERVE_FACTOR,
+    MAX_USD,
+    MIN_FIXED_POINT,
+    Flag,
+    Integer,
+    Number,
+)
 from sim.chain import Chain, Contract, at, compile_project, deploy
 from sim.units import USDC_DECIMALS, WAD, from_usdc, from_wad, to_usdc, to_wad
 
@@ -28,25 +41,30 @@ class MarketConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field("ETH", min_length=1, description="asset symbol; also the oracle feed's name")
-    initial_price: float = Field(2000.0, gt=0, description="USD price of the first report")
-    imf: float = Field(0.10, gt=0, le=1, description="initial margin fraction")
-    mmf: float = Field(0.0625, gt=0, lt=1, description="maintenance margin fraction, below imf")
-    taker_fee: float = Field(0.0005, ge=0, lt=1, description="fraction of notional per trade")
-    insurance_fee_share: float = Field(0.2, ge=0, le=1, description="share of the taker fee to the insurance fund")
-    skew_scale: float = Field(1_000_000.0, gt=0, description="base units; premium = skew / skew_scale")
-    max_oi: float = Field(1_000_000.0, ge=0, description="open-interest cap per side, base units")
-    funding_model: Literal["premium", "velocity"] = "premium"
-    max_funding_rate: float = Field(0.1, ge=0, description="per day; cap of the velocity model")
-    max_funding_velocity: float = Field(0.1, ge=0, description="per day, per day, at full skew")
-    mark_mode: Literal["oracle", "premium", "median"] = "oracle"
-    premium_half_life: int = Field(150, ge=0, description="seconds; median mark's premium EMA")
-    twap_window: int = Field(600, ge=0, description="seconds; median mark's oracle TWAP")
-    allow_unrealized_withdrawal: bool = Field(False, description="the Mango lesson: keep False")
-    liquidation_fee: float = Field(0.025, ge=0, lt=1, description="fraction of the notional closed")
-    keeper_fee_share: float = Field(0.5, ge=0, le=1, description="share of the liquidation fee to the keeper")
-    min_position_notional: float = Field(10.0, ge=0, description="USD; liquidation closes all below it")
-    liquidate_when_invalid: bool = Field(True, description="keep liquidating on the last valid price")
+    name: str = Field("ETH", min_length=1, max_length=32, description="asset symbol; also the oracle feed's name")
+    initial_price: Number = Field(2000.0, ge=MIN_FIXED_POINT, le=MAX_PRICE_USD,
+                                  description="USD price of the first report")
+    imf: Number = Field(0.10, ge=MIN_FIXED_POINT, le=1, description="initial margin fraction")
+    mmf: Number = Field(0.0625, ge=MIN_FIXED_POINT, lt=1, description="maintenance margin fraction, below imf")
+    taker_fee: Number = Field(0.0005, ge=0, lt=1, description="fraction of notional per trade")
+    insurance_fee_share: Number = Field(0.2, ge=0, le=1, description="share of the taker fee to the insurance fund")
+    skew_scale: Number = Field(1_000_000.0, ge=MIN_FIXED_POINT, le=MAX_PARAM,
+                               description="base units; premium = skew / skew_scale")
+    max_oi: Number = Field(1_000_000.0, ge=0, le=MAX_PARAM, description="open-interest cap per side, base units")
+    funding_model: Literal["premium", "velocity"] = Field(
+        "premium", description="premium (dYdX, Hyperliquid) or velocity (Synthetix)")
+    max_funding_rate: Number = Field(0.1, ge=0, le=MAX_PARAM, description="per day; cap of the velocity model")
+    max_funding_velocity: Number = Field(0.1, ge=0, le=MAX_PARAM, description="per day, per day, at full skew")
+    mark_mode: Literal["oracle", "premium", "median"] = Field(
+        "oracle", description="mark = index (oracle), index with the skew premium (premium), or a median of "
+        "both and the TWAP (median)")
+    premium_half_life: Integer = Field(150, ge=0, le=MAX_PARAM_WAD, description="seconds; median mark's premium EMA")
+    twap_window: Integer = Field(600, ge=0, le=MAX_DURATION, description="seconds; median mark's oracle TWAP")
+    allow_unrealized_withdrawal: Flag = Field(False, description="the Mango lesson: keep False")
+    liquidation_fee: Number = Field(0.025, ge=0, lt=1, description="fraction of the notional closed")
+    keeper_fee_share: Number = Field(0.5, ge=0, le=1, description="share of the liquidation fee to the keeper")
+    min_position_notional: Number = Field(10.0, ge=0, le=MAX_USD, description="USD; liquidation closes all below it")
+    liquidate_when_invalid: Flag = Field(True, description="keep liquidating on the last valid price")
 
     @model_validator(mode="after")
     def _margins_ordered(self) -> MarketConfig:
@@ -88,11 +106,13 @@ class OracleConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_age: int = Field(120, gt=0, description="seconds a report or accepted price stays fresh")
-    min_reporters: int = Field(1, ge=1, le=16, description="fresh reports needed for a price")
-    max_deviation: float = Field(0.0, ge=0, description="largest accepted move from the last price; 0 = off")
-    breach_timeout: int = Field(300, ge=0, description="seconds a breach persists before it is accepted; 0 = never")
-    observation_spacing: int = Field(60, ge=0, description="seconds between TWAP observations")
+    max_age: Integer = Field(120, gt=0, le=MAX_DURATION, description="seconds a report or accepted price stays fresh")
+    min_reporters: Integer = Field(1, ge=1, le=MAX_REPORTERS, description="fresh reports needed for a price")
+    max_deviation: Number = Field(0.0, ge=0, le=MAX_PARAM,
+                                  description="largest accepted move from the last price; 0 = off")
+    breach_timeout: Integer = Field(300, ge=0, le=MAX_DURATION,
+                                    description="seconds a breach persists before it is accepted; 0 = never")
+    observation_spacing: Integer = Field(60, ge=0, le=MAX_DURATION, description="seconds between TWAP observations")
 
     def feed_config(self) -> tuple:
         return (self.max_age, self.min_reporters, to_wad(self.max_deviation), self.breach_timeout, self.observation_spacing)
@@ -105,10 +125,11 @@ class ProtocolConfig(BaseModel):
 
     markets: tuple[MarketConfig, ...] = (MarketConfig(),)
     oracle: OracleConfig = OracleConfig()
-    reporters: int = Field(1, ge=1, le=16, description="whitelisted reporter accounts (reporter-0, ...)")
-    reserve_factor: float = Field(0.2, ge=0, description="Vault reserves / open-interest notional")
-    insurance_fund: float = Field(0.0, ge=0, description="USD the fund starts with")
-    vault_liquidity: float = Field(0.0, ge=0, description="USD a seed LP deposits at deployment")
+    reporters: Integer = Field(1, ge=1, le=MAX_REPORTERS, description="whitelisted reporter accounts (reporter-0, ...)")
+    reserve_factor: Number = Field(0.2, ge=0, le=MAX_RESERVE_FACTOR,
+                                   description="Vault reserves / open-interest notional")
+    insurance_fund: Number = Field(0.0, ge=0, le=MAX_USD, description="USD the fund starts with")
+    vault_liquidity: Number = Field(0.0, ge=0, le=MAX_USD, description="USD a seed LP deposits at deployment")
 
     @model_validator(mode="after")
     def _unique_names(self) -> ProtocolConfig:

@@ -34,6 +34,7 @@ the file, the field's path (`agents[2].params.leverage`), the value and what was
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import math
@@ -47,7 +48,25 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator
 
 from sim.agents.zoo import KEEPER_KINDS, ZOO
-from sim.prices import PriceProcess, PriceProcessError, Replay, ReplayDataError, make_process
+from sim.bounds import (
+    MAX_AGENTS,
+    MAX_DRIFT,
+    MAX_LOG_JUMP,
+    MAX_LOG_MOVE_PER_STEP,
+    MAX_DURATION,
+    MAX_MARKETS,
+    MAX_PRICE_USD,
+    MAX_RATIO,
+    MAX_REPORTERS,
+    MAX_STEP_SECONDS,
+    MAX_STEPS,
+    MAX_VOLATILITY,
+    MIN_FIXED_POINT,
+    Flag,
+    Integer,
+    Number,
+)
+from sim.prices import SECONDS_PER_YEAR, PriceProcess, PriceProcessError, Replay, ReplayDataError, make_process
 from sim.protocol import MarketConfig, OracleConfig, ProtocolConfig
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -63,13 +82,25 @@ _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a scenario: where (a field path), the value, what was expected."""
+    """One thing wrong with a scenario: where (a field path), the value, what was expected.
+
+    `flag` names the command-line option that set the value (`--defence`), when one did: the
+    line then names the option, not the file."""
 
     path: str
     value: Any
     expected: str
+    flag: str | None = None
 
     def line(self, source: str) -> str:
+        if self.flag is not None:
+            name = self.path.rsplit(".", 1)[-1]
+            shown = "" if self.value is _MISSING else f"={_show(self.value)}"
+            return f"{self.flag} {name}{shown}: expected {self.expected}"
+        if self.path == "(file)":
+            return f"{source}: expected {self.expected}"
+        if self.value is _SYNTAX:
+            return f"{source}: {self.path}: {self.expected}"
         if self.value is _MISSING:
             return f"{source}: {self.path}: missing; expected {self.expected}"
         if isinstance(self.value, (dict, list)) and len(repr(self.value)) > 60:
@@ -77,12 +108,16 @@ class Problem:
         return f"{source}: {self.path} = {_show(self.value)}: expected {self.expected}"
 
 
-class _Missing:
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
     def __repr__(self) -> str:
-        return "<missing>"
+        return f"<{self.name}>"
 
 
-_MISSING = _Missing()
+_MISSING = _Marker("missing")
+_SYNTAX = _Marker("syntax")  # the file is not TOML: `path` is its line and column, `expected` says what
 
 
 def _show(value: Any) -> str:
@@ -103,8 +138,89 @@ class ScenarioError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------
-# The schema
+# The schema. Every number is bounded where it is declared (sim/bounds.py says how).
 # ---------------------------------------------------------------------------------------
+
+
+class _Table(BaseModel):
+    model_config = _STRICT
+
+
+class AssetParams(_Table):
+    """One asset of a `correlated` price process: also written `[s0, mu, sigma]`."""
+
+    s0: Number = Field(ge=MIN_FIXED_POINT, le=MAX_PRICE_USD,
+                       description="first price, USD; must equal the market's initial_price if that is given")
+    mu: Number = Field(ge=-MAX_DRIFT, le=MAX_DRIFT, description="expected return per year (0.1: +10%)")
+    sigma: Number = Field(ge=0, le=MAX_VOLATILITY, description="volatility of log returns per year (0.6: 60%)")
+
+
+class GbmPrice(_Table):
+    """Geometric Brownian motion: log-normal prices, the textbook liquid asset."""
+
+    kind: Literal["gbm"]
+    s0: Number | None = Field(None, ge=MIN_FIXED_POINT, le=MAX_PRICE_USD,
+                              description="first price, USD; default: the market's initial_price")
+    mu: Number = Field(ge=-MAX_DRIFT, le=MAX_DRIFT, description="expected return per year (0.1: +10%)")
+    sigma: Number = Field(ge=0, le=MAX_VOLATILITY, description="volatility of log returns per year (0.6: 60%)")
+
+
+class JumpPrice(GbmPrice):
+    """Merton jump diffusion: GBM plus sudden log-normal jumps (crashes, squeezes); `mu`
+    stays the expected return, jumps included."""
+
+    kind: Literal["jump"]  # type: ignore[assignment]
+    jump_intensity: Number = Field(ge=0, le=MAX_RATIO, description="jumps per year, on average")
+    jump_mean: Number = Field(ge=-MAX_LOG_JUMP, le=MAX_LOG_JUMP,
+                              description="mean log jump (-0.2: a typical drop of about 18%)")
+    jump_std: Number = Field(ge=0, le=MAX_LOG_JUMP, description="standard deviation of the log jump")
+
+
+Correlation = Annotated[Number, Field(ge=-1, le=1)]
+
+
+class CorrelatedPrice(_Table):
+    """Several GBM assets with correlated moves, and a stress regime (a `correlation_spike`
+    shock) whose correlations are nearer 1. Put it on one market; it prices every market it
+    names in `assets`, and those markets have no `price` of their own."""
+
+    kind: Literal["correlated"]
+    assets: dict[str, AssetParams] = Field(min_length=1, max_length=MAX_MARKETS,
+                                           description="market name -> {s0, mu, sigma} (or [s0, mu, sigma]); "
+                                           "its order is the matrices' order")
+    correlation: list[list[Correlation]] = Field(
+        description="correlation of log returns, one row and column per asset in `assets` order: each from -1 to 1, "
+        "symmetric, 1 on the diagonal, positive semi-definite")
+    stress_correlation: list[list[Correlation]] = Field(
+        description="the same, while a correlation_spike shock is in force (closer to 1: diversification fails)")
+
+    @field_validator("assets", mode="before")
+    @classmethod
+    def _triples(cls, assets: Any) -> Any:
+        """`[s0, mu, sigma]` is short for `{ s0 = ..., mu = ..., sigma = ... }`."""
+        if not isinstance(assets, Mapping):
+            return assets
+        return {name: dict(zip(("s0", "mu", "sigma"), spec)) if isinstance(spec, (list, tuple)) and len(spec) == 3
+                else spec for name, spec in assets.items()}
+
+
+class ReplayPrice(_Table):
+    """A real price series from a CSV (a time column and a price column, oldest first),
+    replayed on the step grid. Shipped series: `sim/data/` (provenance in SOURCES.md)."""
+
+    kind: Literal["replay"]
+    path: str = Field(min_length=1, description="a file in sim/data/, or a path relative to the scenario file")
+    column: str = Field("price", min_length=1, description="the price column")
+    time_column: str = Field("timestamp", min_length=1,
+                             description="the time column: Unix seconds or ISO 8601 (UTC if no zone)")
+    interpolate: Flag = Field(False, description="straight line between rows (false: hold each row's price)")
+    hold_at_end: Flag = Field(False, description="hold the last price past the series' end (false: the series must "
+                              "cover the run)")
+
+
+PriceSpec = Annotated[Union[GbmPrice, JumpPrice, CorrelatedPrice, ReplayPrice], Field(discriminator="kind")]
+PRICE_KINDS: dict[str, type[BaseModel]] = {"gbm": GbmPrice, "jump": JumpPrice, "correlated": CorrelatedPrice,
+                                           "replay": ReplayPrice}
 
 
 class MarketSpec(MarketConfig):
@@ -112,7 +228,8 @@ class MarketSpec(MarketConfig):
     its true price. `price` may be left out only for a market that a `correlated` process
     on another market names in its `assets`."""
 
-    price: dict[str, Any] | None = Field(None, description="price process for sim.prices.make_process")
+    price: PriceSpec | None = Field(None, description="the process that drives the true price: "
+                                    "{ kind = \"gbm\" | \"jump\" | \"correlated\" | \"replay\", ... }")
 
     def market_config(self, initial_price: float | None = None, **changes: Any) -> MarketConfig:
         """The MarketConfig to deploy (the price table dropped, defences applied)."""
@@ -128,34 +245,38 @@ class AgentSpec(BaseModel):
 
     model_config = _STRICT
 
-    kind: str = Field(description="an agent kind from the zoo (perpsim list)")
-    count: int = Field(1, ge=1, le=10_000, description="how many agents of this kind")
-    params: dict[str, Any] = Field(default_factory=dict, description="fields of the kind's Config")
+    kind: str = Field(description="an agent kind from the zoo (perpsim list --agents)")
+    count: Integer = Field(1, ge=1, le=MAX_AGENTS, description="how many agents of this kind")
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="fields of the kind's Config (perpsim list --agents)")
 
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
         if kind not in ZOO:
-            raise ValueError(f"one of the zoo's kinds: {', '.join(ZOO)}")
+            hint = _suggest(kind, list(ZOO))
+            raise ValueError(f"one of the zoo's kinds{hint}: {', '.join(ZOO)}")
         return kind
 
 
 class _Shock(BaseModel):
     model_config = _STRICT
 
-    at_step: int = Field(ge=0, description="step the shock starts in")
-
-    duration: int = 1
+    at_step: Integer = Field(ge=0, le=MAX_STEPS, description="step the shock starts in (0 is the first)")
 
     def active(self, step: int) -> bool:
-        return self.at_step <= step < self.at_step + self.duration
+        """Whether the shock is in force in `step` (a shock without a duration lasts one step)."""
+        return self.at_step <= step < self.at_step + getattr(self, "duration", 1)
+
+
+Steps = Annotated[Integer, Field(ge=1, le=MAX_STEPS)]
 
 
 class PriceJump(_Shock):
     """The true price gaps by `fraction` (-0.3: a 30% fall) in one step."""
 
     kind: Literal["price_jump"]
-    fraction: float = Field(gt=-1, description="price multiplied by 1 + fraction")
+    fraction: Number = Field(gt=-1, le=MAX_RATIO, description="price multiplied by 1 + fraction")
     market: str = Field("", description="market whose price jumps; empty: every market")
 
 
@@ -163,7 +284,7 @@ class OracleFreeze(_Shock):
     """No report lands for `duration` steps: the feed goes stale after max_age."""
 
     kind: Literal["oracle_freeze"]
-    duration: int = Field(ge=1, description="steps")
+    duration: Steps = Field(description="steps")
     market: str = Field("", description="market frozen; empty: every market")
 
 
@@ -171,25 +292,25 @@ class OracleLag(_Shock):
     """Every reporter reports the price of `lag_blocks` ago for `duration` steps."""
 
     kind: Literal["oracle_lag"]
-    duration: int = Field(ge=1, description="steps")
-    lag_blocks: int = Field(ge=1, description="blocks behind")
+    duration: Steps = Field(description="steps")
+    lag_blocks: Steps = Field(description="blocks behind")
 
 
 class ReporterCompromise(_Shock):
     """The first `reporters` reporters report the true price times `factor`."""
 
     kind: Literal["reporter_compromise"]
-    duration: int = Field(ge=1, description="steps")
-    reporters: int = Field(ge=1, le=16, description="how many reporters are compromised")
-    factor: float = Field(gt=0, description="what they multiply the true price by")
+    duration: Steps = Field(description="steps")
+    reporters: Integer = Field(ge=1, le=MAX_REPORTERS, description="how many reporters are compromised")
+    factor: Number = Field(gt=0, le=MAX_RATIO, description="what they multiply the true price by")
 
 
 class KeeperOutage(_Shock):
     """Keepers of `kinds` (all keepers by default) do not act for `duration` steps."""
 
     kind: Literal["keeper_outage"]
-    duration: int = Field(ge=1, description="steps")
-    kinds: list[str] = Field(default_factory=list, description=f"keeper kinds out; empty: all of {KEEPER_KINDS}")
+    duration: Steps = Field(description="steps")
+    kinds: list[str] = Field(default_factory=list, description=f"keeper kinds out; empty: all of {', '.join(KEEPER_KINDS)}")
 
     @field_validator("kinds")
     @classmethod
@@ -204,23 +325,27 @@ class LpRun(_Shock):
     """Every LP agent tries to withdraw `fraction` of its shares, for up to `duration` steps."""
 
     kind: Literal["lp_run"]
-    duration: int = Field(1, ge=1, description="steps the LPs keep trying")
-    fraction: float = Field(gt=0, le=1, description="share of its Vault shares each LP withdraws")
+    duration: Steps = Field(1, description="steps the LPs keep trying")
+    fraction: Number = Field(gt=0, le=1, description="share of its Vault shares each LP withdraws")
 
 
 class CorrelationSpike(_Shock):
     """Correlated assets switch to their stress correlation for `duration` steps."""
 
     kind: Literal["correlation_spike"]
-    duration: int = Field(ge=1, description="steps")
+    duration: Steps = Field(description="steps")
 
 
 Shock = Annotated[
     Union[PriceJump, OracleFreeze, OracleLag, ReporterCompromise, KeeperOutage, LpRun, CorrelationSpike],
     Field(discriminator="kind"),
 ]
-SHOCK_KINDS = ("price_jump", "oracle_freeze", "oracle_lag", "reporter_compromise", "keeper_outage", "lp_run",
-               "correlation_spike")
+SHOCK_MODELS: dict[str, type[_Shock]] = {
+    "price_jump": PriceJump, "oracle_freeze": OracleFreeze, "oracle_lag": OracleLag,
+    "reporter_compromise": ReporterCompromise, "keeper_outage": KeeperOutage, "lp_run": LpRun,
+    "correlation_spike": CorrelationSpike,
+}
+SHOCK_KINDS = tuple(SHOCK_MODELS)
 
 
 class Defences(BaseModel):
@@ -230,16 +355,18 @@ class Defences(BaseModel):
 
     model_config = _STRICT
 
-    deviation_guard: float | None = Field(
-        None, ge=0, lt=1, description="oracle.max_deviation: reject moves beyond this fraction; 0: off")
-    breach_timeout: int | None = Field(None, ge=0, description="oracle.breach_timeout, seconds; 0: never accept")
-    min_reporters: int | None = Field(None, ge=1, le=16, description="oracle.min_reporters")
-    liquidate_when_invalid: bool | None = Field(None, description="every market's liquidate_when_invalid")
-    allow_unrealized_withdrawal: bool | None = Field(None, description="every market's allow_unrealized_withdrawal")
+    deviation_guard: Number | None = Field(
+        None, ge=0, lt=1, description="oracle.max_deviation: reject a move beyond this fraction of the last price; 0: off")
+    breach_timeout: Integer | None = Field(
+        None, ge=0, le=MAX_DURATION,
+        description="oracle.breach_timeout: seconds a breach persists before it is accepted; 0: never")
+    min_reporters: Integer | None = Field(None, ge=1, le=MAX_REPORTERS, description="oracle.min_reporters")
+    liquidate_when_invalid: Flag | None = Field(None, description="every market's liquidate_when_invalid")
+    allow_unrealized_withdrawal: Flag | None = Field(None, description="every market's allow_unrealized_withdrawal")
     mark_mode: Literal["oracle", "premium", "median"] | None = Field(None, description="every market's mark_mode")
 
     ORACLE_FIELDS: ClassVar[dict[str, str]] = {"deviation_guard": "max_deviation", "breach_timeout": "breach_timeout",
-                     "min_reporters": "min_reporters"}
+                                              "min_reporters": "min_reporters"}
     MARKET_FIELDS: ClassVar[tuple[str, ...]] = ("liquidate_when_invalid", "allow_unrealized_withdrawal", "mark_mode")
 
     def oracle_changes(self) -> dict[str, Any]:
@@ -259,20 +386,22 @@ class Scenario(BaseModel):
 
     model_config = _STRICT
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="short name; used in run directory names")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100,
+                      description="short name; used in run directory names")
     description: str = Field("", description="what the scenario shows")
-    seed: int = Field(0, ge=0, lt=2**63, description="seeds every RNG of the run")
-    steps: int = Field(ge=1, description="steps (blocks) to simulate")
-    step_seconds: int = Field(12, ge=1, description="seconds between blocks")
-    reserve_factor: float = _PROTOCOL["reserve_factor"]
-    insurance_fund: float = _PROTOCOL["insurance_fund"]
-    vault_liquidity: float = _PROTOCOL["vault_liquidity"]
-    reporters: int | None = Field(None, ge=1, le=16, description="whitelisted reporters; default: the oracle_reporter agents")
-    markets: list[MarketSpec] = Field(min_length=1, max_length=16)
-    oracle: OracleConfig = OracleConfig()
-    agents: list[AgentSpec] = Field(default_factory=list)
-    shocks: list[Shock] = Field(default_factory=list)
-    defences: Defences = Defences()
+    seed: Integer = Field(0, ge=0, le=2**63 - 1, description="seeds every RNG of the run")
+    steps: Steps = Field(description="steps (blocks) to simulate")
+    step_seconds: Integer = Field(12, ge=1, le=MAX_STEP_SECONDS, description="seconds between blocks")
+    reserve_factor: Number = _PROTOCOL["reserve_factor"]
+    insurance_fund: Number = _PROTOCOL["insurance_fund"]
+    vault_liquidity: Number = _PROTOCOL["vault_liquidity"]
+    reporters: Integer | None = Field(None, ge=1, le=MAX_REPORTERS,
+                                      description="whitelisted reporters; default: the oracle_reporter agents")
+    markets: list[MarketSpec] = Field(min_length=1, max_length=MAX_MARKETS, description="[[markets]] tables")
+    oracle: OracleConfig = Field(OracleConfig(), description="the [oracle] table")
+    agents: list[AgentSpec] = Field(default_factory=list, description="[[agents]] tables")
+    shocks: list[Shock] = Field(default_factory=list, description="[[shocks]] tables")
+    defences: Defences = Field(Defences(), description="the [defences] table")
 
     _source: Path | None = PrivateAttr(None)
 
@@ -319,19 +448,18 @@ class Scenario(BaseModel):
         )
 
     def with_overrides(self, *, seed: int | None = None, steps: int | None = None) -> Scenario:
-        """The same scenario with another seed or length (command-line overrides)."""
-        update: dict[str, Any] = {}
-        if seed is not None:
-            if not 0 <= seed < 2**63:
-                raise ScenarioError("--seed", [Problem("seed", seed, "an integer from 0 to 2**63 - 1")])
-            update["seed"] = seed
-        if steps is not None:
-            if steps < 1:
-                raise ScenarioError("--steps", [Problem("steps", steps, "an integer >= 1")])
-            update["steps"] = steps
-        copy = self.model_copy(update=update)
-        copy._source = self._source
-        return copy
+        """The same scenario with another seed or length (the command line's `--seed` and
+        `--steps`), validated again as a whole: a run cut shorter than a shock is refused, as
+        the same file would be. Raises ScenarioError naming the flags."""
+        update = {name: value for name, value in (("seed", seed), ("steps", steps)) if value is not None}
+        if not update:
+            return self
+        data = self.model_dump(exclude_unset=True)
+        data.update(update)
+        flags = " ".join(f"--{name} {value}" for name, value in update.items())
+        source = f"{self._source if self._source is not None else self.name} with {flags}"
+        base_dir = self._source.parent if self._source is not None else None
+        return validate_scenario(data, source=source, base_dir=base_dir, path=self._source)
 
     def to_toml(self) -> str:
         """The scenario as TOML, every field written out as it was deployed (defaults, each
@@ -363,27 +491,65 @@ def resolve_scenario_path(path_or_name: str | Path) -> Path:
     name = str(path_or_name)
     if name in shipped:
         return shipped[name]
-    raise ScenarioError(name, [Problem("(file)", name, f"an existing scenario file, or a shipped scenario: {', '.join(shipped)}")])
+    if candidate.is_dir():
+        expected = "a scenario file (TOML), not a directory"
+    else:
+        hint = _suggest(Path(name).stem if name.endswith(".toml") else name, list(shipped))
+        expected = f"an existing scenario file, or a shipped scenario{hint}: {', '.join(shipped)}"
+    raise ScenarioError(name, [Problem("(file)", name, expected)])
 
 
-def load_scenario(path_or_name: str | Path, *, defences: Mapping[str, Any] | None = None) -> Scenario:
+_TOML_POSITION = re.compile(r"^(?P<message>.*?) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
+
+
+def _toml_problem(exc: tomllib.TOMLDecodeError) -> Problem:
+    """A TOML syntax error, at its line and column."""
+    text = str(exc)
+    match = _TOML_POSITION.match(text)
+    if match is None:
+        return Problem("(file)", _SYNTAX, f"not valid TOML: {text}")
+    where = f"line {match['line']}, column {match['column']}"
+    return Problem(where, _SYNTAX, f"not valid TOML: {match['message']}")
+
+
+def load_scenario(path_or_name: str | Path, *, defences: Mapping[str, Any] | None = None,
+                  seed: int | None = None, steps: int | None = None) -> Scenario:
     """Read and validate a scenario file (or a shipped one by name, e.g. "calm").
 
-    `defences` replaces fields of the file's `[defences]` table before validation (the
-    command line's `--defence NAME=VALUE`: the same scenario and seed with a defence flipped).
-    Raises ScenarioError listing every problem, each naming the file and the field."""
+    `defences` replaces fields of the file's `[defences]` table, and `seed` and `steps` the
+    file's own, before validation (the command line's `--defence NAME=VALUE`, `--seed`,
+    `--steps`): one validation of the whole, so an override that breaks the scenario (a run
+    that ends before a shock) is refused like a file that says so. Raises ScenarioError
+    listing every problem, each naming the file (or the flag) and the field."""
     path = resolve_scenario_path(path_or_name)
     source = str(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(source, [Problem("(file)", _MISSING, f"valid TOML: {exc}")]) from None
+        raise ScenarioError(source, [_toml_problem(exc)]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(source, [Problem("(file)", _MISSING, f"a readable UTF-8 file: {exc}")]) from None
+    flags: dict[str, str] = {}
     if defences:
         table = data.get("defences", {})
         data["defences"] = {**table, **defences} if isinstance(table, Mapping) else table
-    return validate_scenario(data, source=source, base_dir=path.parent, path=path.resolve())
+        flags.update({f"defences.{name}": "--defence" for name in defences})
+    overrides = {name: value for name, value in (("seed", seed), ("steps", steps)) if value is not None}
+    if overrides:
+        data.update(overrides)
+        source += " with " + " ".join(f"--{name} {value}" for name, value in overrides.items())
+    try:
+        return validate_scenario(data, source=source, base_dir=path.parent, path=path.resolve())
+    except ScenarioError as exc:
+        if not flags:
+            raise
+        raise ScenarioError(source, [_flagged(p, flags) for p in exc.problems]) from None
+
+
+def _flagged(problem: Problem, flags: Mapping[str, str]) -> Problem:
+    """The problem named after the command-line flag that set its value, if one did."""
+    flag = flags.get(problem.path)
+    return problem if flag is None else dataclasses.replace(problem, flag=flag)
 
 
 def parse_defence(text: str) -> tuple[str, Any]:
@@ -392,7 +558,8 @@ def parse_defence(text: str) -> tuple[str, Any]:
     name, sep, raw = text.partition("=")
     name = name.strip()
     if not sep or not name:
-        raise ScenarioError("--defence", [Problem("defences", text, f"NAME=VALUE, NAME one of {', '.join(Defences.model_fields)}")])
+        expected = f"NAME=VALUE, NAME one of {', '.join(Defences.model_fields)}"
+        raise ScenarioError("--defence", [Problem("defences", text, expected, flag="--defence")])
     try:
         value = tomllib.loads(f"value = {raw.strip()}")["value"]
     except tomllib.TOMLDecodeError:
@@ -400,33 +567,110 @@ def parse_defence(text: str) -> tuple[str, Any]:
     return name, value
 
 
+# -- one validation pass ------------------------------------------------------------------
+
+
+@dataclass
+class _Checked:
+    """What the cross-checks may rely on: a Scenario built from the parts that validated,
+    where each market, agent and shock came from in the file, and whether any was left out."""
+
+    scenario: Scenario
+    origin: dict[str, list[int]]  # "markets" | "agents" | "shocks" -> index in the file of each kept entry
+    dropped: set[str]  # top-level fields (and lists) that lost something to an error
+
+    def each(self, key: str) -> Iterable[tuple[int, Any]]:
+        """(index in the file, entry) of each kept entry of list `key`."""
+        return zip(self.origin[key], getattr(self.scenario, key))
+
+    def whole(self, *keys: str) -> bool:
+        """Whether all of `keys` validated in full (checks that count or name need them all)."""
+        return not self.dropped.intersection(keys)
+
+
+_LISTS = ("markets", "agents", "shocks")
+# Placeholders for required fields that did not validate, so that the rest can still be checked.
+_PLACEHOLDERS = {"name": "scenario", "steps": MAX_STEPS}
+
+
 def validate_scenario(data: Mapping[str, Any], *, source: str = "<scenario>", base_dir: Path | None = None,
                       path: Path | None = None) -> Scenario:
-    """Validate a scenario given as a dict (parsed TOML): structure, agent params, then the
-    cross-checks (markets named, reporters, prices, defences). All problems at once."""
+    """Validate a scenario given as a dict (parsed TOML): structure and bounds, agent params,
+    then the cross-checks (markets named, reporters, shocks, prices, defences). One pass: every
+    problem at once, the cross-checks run on every part that validated."""
     problems: list[Problem] = []
-    scenario: Scenario | None = None
     try:
         scenario = Scenario.model_validate(data)
+        checked: _Checked | None = _Checked(scenario, {k: list(range(len(getattr(scenario, k)))) for k in _LISTS}, set())
     except ValidationError as exc:
-        problems += _pydantic_problems(exc, data)
-    problems += _agent_param_problems(data)
-    if scenario is not None and not problems:
-        scenario._source = path
-        problems += _cross_check(scenario, base_dir)
+        problems += _pydantic_problems(exc)
+        checked = _valid_parts(data, exc)
+    param_problems, bad_agents = _agent_param_problems(data)
+    problems += param_problems
+    if checked is not None and bad_agents:
+        checked = _without_agents(checked, bad_agents)
+    if checked is not None:
+        checked.scenario._source = path
+        problems += _cross_check(checked, base_dir, deployable=not problems)
     if problems:
         raise ScenarioError(source, problems)
-    assert scenario is not None
-    return scenario
+    assert checked is not None
+    return checked.scenario
 
 
-def _agent_param_problems(data: Mapping[str, Any]) -> list[Problem]:
+def _valid_parts(data: Mapping[str, Any], exc: ValidationError) -> _Checked | None:
+    """A Scenario of what validated, so the cross-checks can still run on it; None when too
+    little did (not a table, or no market at all)."""
+    if not isinstance(data, Mapping):
+        return None
+    bad_entries: dict[str, set[int]] = {k: set() for k in _LISTS}
+    bad_fields: set[str] = set()
+    for err in exc.errors():
+        loc = err["loc"]
+        if not loc:
+            return None
+        key = str(loc[0])
+        if key in _LISTS and len(loc) > 1 and isinstance(loc[1], int):
+            bad_entries[key].add(loc[1])
+        else:
+            bad_fields.add(key)
+    clean: dict[str, Any] = {k: v for k, v in data.items() if k not in bad_fields and k in Scenario.model_fields}
+    origin: dict[str, list[int]] = {}
+    for key in _LISTS:
+        entries = clean.get(key)
+        if isinstance(entries, list):
+            origin[key] = [i for i in range(len(entries)) if i not in bad_entries[key]]
+            clean[key] = [entries[i] for i in origin[key]]
+        else:
+            origin[key] = []
+    for key, placeholder in _PLACEHOLDERS.items():
+        clean.setdefault(key, placeholder)
+    if not clean.get("markets"):
+        return None
+    try:
+        scenario = Scenario.model_validate(clean)
+    except ValidationError:
+        return None
+    dropped = bad_fields | {k for k in _LISTS if bad_entries[k]} | (set(_PLACEHOLDERS) - set(data))
+    return _Checked(scenario, origin, dropped)
+
+
+def _without_agents(checked: _Checked, bad: set[int]) -> _Checked:
+    """`checked` without the agent tables (file indices `bad`) whose params did not validate."""
+    keep = [(i, spec) for i, spec in checked.each("agents") if i not in bad]
+    scenario = checked.scenario.model_copy(update={"agents": [spec for _, spec in keep]})
+    origin = {**checked.origin, "agents": [i for i, _ in keep]}
+    return _Checked(scenario, origin, checked.dropped | {"agents"})
+
+
+def _agent_param_problems(data: Mapping[str, Any]) -> tuple[list[Problem], set[int]]:
     """Each agent table's params checked against its kind's Config (the kind itself is
-    checked by the schema)."""
+    checked by the schema); and the indices of the tables whose params failed."""
     problems: list[Problem] = []
-    agents = data.get("agents")
+    bad: set[int] = set()
+    agents = data.get("agents") if isinstance(data, Mapping) else None
     if not isinstance(agents, list):
-        return problems
+        return problems, bad
     for i, spec in enumerate(agents):
         if not isinstance(spec, Mapping) or spec.get("kind") not in ZOO:
             continue
@@ -437,104 +681,148 @@ def _agent_param_problems(data: Mapping[str, Any]) -> list[Problem]:
         try:
             TypeAdapter(config_cls).validate_python(dict(params))
         except ValidationError as exc:
+            bad.add(i)
             for err in exc.errors():
                 problems.append(_problem(("agents", i, "params", *err["loc"]), err, config_cls))
-    return problems
+    return problems, bad
 
 
-def _cross_check(s: Scenario, base_dir: Path | None) -> list[Problem]:
+def _cross_check(c: _Checked, base_dir: Path | None, deployable: bool) -> list[Problem]:
     """What the schema alone cannot see: names that must exist, counts that must agree."""
+    s = c.scenario
     problems: list[Problem] = []
     markets = s.market_names
     if len(set(markets)) != len(markets):
         problems.append(Problem("markets", list(markets), "unique market names"))
     reporter_agents = sum(a.count for a in s.agents if a.kind == "oracle_reporter")
-    if reporter_agents == 0:
-        problems.append(Problem("agents", [a.kind for a in s.agents],
-                                "at least one oracle_reporter agent (prices reach the chain only through reporters)"))
-    elif s.reporters is not None and s.reporters != reporter_agents:
-        problems.append(Problem("reporters", s.reporters,
-                                f"{reporter_agents}, the number of oracle_reporter agents (each whitelisted reporter is one agent)"))
-    if reporter_agents > 16:
-        problems.append(Problem("agents", reporter_agents, "at most 16 oracle_reporter agents (the Oracle's whitelist)"))
-    for i, spec in enumerate(s.agents):
+    if c.whole("agents", "reporters"):
+        if reporter_agents == 0:
+            problems.append(Problem("agents", [a.kind for a in s.agents],
+                                    "at least one oracle_reporter agent (prices reach the chain only through reporters)"))
+        elif s.reporters is not None and s.reporters != reporter_agents:
+            problems.append(Problem("reporters", s.reporters, f"{reporter_agents}, the number of oracle_reporter "
+                                    "agents (each whitelisted reporter is one agent)"))
+    if reporter_agents > MAX_REPORTERS:
+        problems.append(Problem("agents", reporter_agents,
+                                f"at most {MAX_REPORTERS} oracle_reporter agents (the Oracle's whitelist)"))
+    for i, spec in c.each("agents"):
         cls = ZOO[spec.kind]
         config = cls.Config(**spec.params)
         check = getattr(cls, "check_config", None)
-        if check is not None:
+        if check is not None and c.whole("markets"):
             for field, value, expected in check(config, markets):
                 problems.append(Problem(f"agents[{i}].params.{field}", value, expected))
-        if spec.kind == "manipulator" and config.reporters_bribed > s.reporter_count:  # type: ignore[attr-defined]
-            problems.append(Problem(f"agents[{i}].params.reporters_bribed", config.reporters_bribed,  # type: ignore[attr-defined]
+        bribed = getattr(config, "reporters_bribed", 0)
+        if spec.kind == "manipulator" and c.whole("agents", "reporters") and bribed > s.reporter_count:
+            problems.append(Problem(f"agents[{i}].params.reporters_bribed", bribed,
                                     f"at most the {s.reporter_count} reporters there are"))
-    problems += _shock_problems(s)
-    problems += _price_problems(s, base_dir)
-    problems += _defence_problems(s, check_deployable=not problems)
+    problems += _shock_problems(c)
+    problems += _price_problems(c, base_dir)
+    problems += _defence_problems(c, deployable=deployable and not problems)
     return problems
 
 
-def _shock_problems(s: Scenario) -> list[Problem]:
+def _shock_problems(c: _Checked) -> list[Problem]:
+    s = c.scenario
     problems: list[Problem] = []
-    has_correlated = any(m.price is not None and m.price.get("kind") == "correlated" for m in s.markets)
-    for i, shock in enumerate(s.shocks):
+    has_correlated = any(m.price is not None and m.price.kind == "correlated" for m in s.markets)
+    for i, shock in c.each("shocks"):
         where = f"shocks[{i}]"
-        if shock.at_step >= s.steps:
-            problems.append(Problem(f"{where}.at_step", shock.at_step, f"a step before the end (steps = {s.steps})"))
+        if c.whole("steps") and shock.at_step >= s.steps:
+            problems.append(Problem(f"{where}.at_step", shock.at_step,
+                                    f"a step before the end (steps = {s.steps}, the last is {s.steps - 1}): "
+                                    f"this {shock.kind} would never happen"))
         market = getattr(shock, "market", "")
-        if market and market not in s.market_names:
+        if market and c.whole("markets") and market not in s.market_names:
             problems.append(Problem(f"{where}.market", market, f"one of the markets {list(s.market_names)} (or empty: all)"))
-        if isinstance(shock, ReporterCompromise) and shock.reporters > s.reporter_count:
-            problems.append(Problem(f"{where}.reporters", shock.reporters, f"at most the {s.reporter_count} reporters there are"))
-        if isinstance(shock, CorrelationSpike) and not has_correlated:
+        if isinstance(shock, ReporterCompromise) and c.whole("agents", "reporters") and shock.reporters > s.reporter_count:
+            problems.append(Problem(f"{where}.reporters", shock.reporters,
+                                    f"at most the {s.reporter_count} reporters there are"))
+        if isinstance(shock, CorrelationSpike) and c.whole("markets") and not has_correlated:
             problems.append(Problem(f"{where}.kind", shock.kind, "a scenario with a correlated price process"))
     return problems
 
 
-def _price_problems(s: Scenario, base_dir: Path | None) -> list[Problem]:
-    """Every market gets its price from exactly one process; every process builds."""
+def _price_problems(c: _Checked, base_dir: Path | None) -> list[Problem]:
+    """Every market gets its price from exactly one process; every process builds, starts at
+    its markets' initial prices (where given) and within the prices the Oracle accepts."""
+    s = c.scenario
     problems: list[Problem] = []
     covered: dict[str, str] = {}
-    for i, market in enumerate(s.markets):
+    starts: dict[str, tuple[float, str]] = {}  # market -> (first price, where its process is)
+    for i, market in c.each("markets"):
         where = f"markets[{i}].price"
         if market.price is None:
             continue
-        if market.price.get("kind") == "correlated":
-            assets = market.price.get("assets")
-            names = list(assets) if isinstance(assets, Mapping) else []
-            if names and market.name not in names:
+        if isinstance(market.price, CorrelatedPrice):
+            names = list(market.price.assets)
+            if market.name not in names:
                 problems.append(Problem(f"{where}.assets", names, f"a table that includes this market, {market.name!r}"))
             for name in names:
                 if name not in s.market_names:
-                    problems.append(Problem(f"{where}.assets.{name}", name, f"market names ({list(s.market_names)})"))
+                    if c.whole("markets"):
+                        problems.append(Problem(f"{where}.assets.{name}", name, f"market names ({list(s.market_names)})"))
                 elif name in covered:
-                    problems.append(Problem(f"{where}.assets.{name}", name, f"a market not already priced by {covered[name]}"))
+                    problems.append(Problem(f"{where}.assets.{name}", name,
+                                            f"a market not already priced by {covered[name]}"))
                 else:
                     covered[name] = where
         else:
-            if "asset" in market.price:
-                problems.append(Problem(f"{where}.asset", market.price["asset"],
-                                        f"no asset field: the asset is the market's name, {market.name!r}"))
             covered.setdefault(market.name, where)
+        if c.whole("step_seconds"):
+            problems += _step_move_problems(market.price, where, s.step_seconds)
         try:
             process = _make_process(market, i, base_dir)
         except (PriceProcessError, ReplayDataError) as exc:
             problems.append(_price_error(exc, where))
             continue
-        if isinstance(process, Replay) and not process.hold_at_end:
+        if isinstance(process, Replay) and not process.hold_at_end and c.whole("steps", "step_seconds"):
             needed = s.steps * s.step_seconds
             if needed > process.duration_seconds:
-                problems.append(Problem(f"{where}.path", market.price.get("path"),
+                problems.append(Problem(f"{where}.path", market.price.path,  # type: ignore[union-attr]
                                         f"a series covering {s.steps} steps of {s.step_seconds} s ({needed:g} s; it covers "
                                         f"{process.duration_seconds:g} s), or hold_at_end = true"))
-        if market.name in process.prices and "initial_price" in market.model_fields_set:
-            start = process.prices[market.name]
-            if not math.isclose(start, market.initial_price, rel_tol=1e-9):
-                problems.append(Problem(f"markets[{i}].initial_price", market.initial_price,
-                                        f"the price process's first price {start:g}, or no initial_price"))
-    for i, market in enumerate(s.markets):
+        for asset, price in process.prices.items():
+            starts.setdefault(asset, (price, where))
+    for i, market in c.each("markets"):
         if market.name not in covered:
-            problems.append(Problem(f"markets[{i}].price", _MISSING,
-                                    "a price table (or this market among a correlated process's assets)"))
+            if c.whole("markets"):
+                problems.append(Problem(f"markets[{i}].price", _MISSING,
+                                        "a price table (or this market among a correlated process's assets)"))
+            continue
+        if market.name not in starts:
+            continue
+        start, where = starts[market.name]
+        if not MIN_FIXED_POINT <= start <= MAX_PRICE_USD:
+            problems.append(Problem(where, start, f"a process whose first price for {market.name} is from "
+                                    f"{MIN_FIXED_POINT:g} to {MAX_PRICE_USD:g} USD (the Oracle's bounds)"))
+        elif "initial_price" in market.model_fields_set and not math.isclose(start, market.initial_price, rel_tol=1e-9):
+            problems.append(Problem(f"markets[{i}].initial_price", market.initial_price,
+                                    f"the first price of its process ({where}), {start:g}, or no initial_price: "
+                                    f"otherwise the price gaps {100 * (start / market.initial_price - 1):+.1f}% at step 0"))
+    return problems
+
+
+def _step_move_problems(price: BaseModel, where: str, step_seconds: int) -> list[Problem]:
+    """A random process whose one step could move the price beyond a float's range: the
+    drift, eight standard deviations and, for jumps, a generous count of eight-sigma jumps,
+    over one step of `step_seconds`."""
+    years = step_seconds / SECONDS_PER_YEAR
+    params: list[tuple[str, float, float]] = []  # (where, mu, sigma)
+    if isinstance(price, (GbmPrice, JumpPrice)):
+        params.append((where, price.mu, price.sigma))
+    elif isinstance(price, CorrelatedPrice):
+        params += [(f"{where}.assets.{name}", a.mu, a.sigma) for name, a in price.assets.items()]
+    problems = []
+    for field, mu, sigma in params:
+        move = abs(mu) * years + 8 * sigma * math.sqrt(years)
+        if isinstance(price, JumpPrice):
+            jumps = price.jump_intensity * years
+            move += (jumps + 8 * math.sqrt(jumps) + 1) * (abs(price.jump_mean) + 8 * price.jump_std)
+        if move > MAX_LOG_MOVE_PER_STEP:
+            problems.append(Problem(field, _MISSING, f"a process that cannot move the price by more than "
+                                    f"e^{MAX_LOG_MOVE_PER_STEP:g} in one step of {step_seconds} s (it could move it by "
+                                    f"e^{move:.3g}: a float overflow): lower mu, sigma or the jumps, or step_seconds"))
     return problems
 
 
@@ -546,17 +834,17 @@ def _price_error(exc: Exception, where: str) -> Problem:
 
 
 def _make_process(market: MarketSpec, index: int, base_dir: Path | None) -> PriceProcess:
-    config = dict(market.price or {})
+    config = market.price.model_dump(exclude_none=True) if market.price is not None else {}
     if config.get("kind") in ("gbm", "jump") and "s0" not in config:
         config["s0"] = market.initial_price
-    process = make_process(config, where=f"markets[{index}].price", asset=market.name, base_dir=base_dir)
-    return process
+    return make_process(config, where=f"markets[{index}].price", asset=market.name, base_dir=base_dir)
 
 
-def _defence_problems(s: Scenario, check_deployable: bool) -> list[Problem]:
+def _defence_problems(c: _Checked, deployable: bool) -> list[Problem]:
+    s = c.scenario
     problems: list[Problem] = []
     for field, value in s.defences.market_changes().items():
-        for i, market in enumerate(s.markets):
+        for i, market in c.each("markets"):
             if field in market.model_fields_set and getattr(market, field) != value:
                 problems.append(Problem(f"markets[{i}].{field}", getattr(market, field),
                                         f"{_show(value)} as [defences] sets it, or leave it to [defences]"))
@@ -565,7 +853,7 @@ def _defence_problems(s: Scenario, check_deployable: bool) -> list[Problem]:
         if value is not None and target in s.oracle.model_fields_set and getattr(s.oracle, target) != value:
             problems.append(Problem(f"oracle.{target}", getattr(s.oracle, target),
                                     f"{_show(value)} as [defences].{field} sets it, or leave it to [defences]"))
-    if check_deployable and not problems:
+    if deployable and not problems and not c.dropped:
         try:
             s.protocol_config()
         except (ValidationError, ValueError) as exc:
@@ -577,27 +865,31 @@ def _defence_problems(s: Scenario, check_deployable: bool) -> list[Problem]:
 
 _MODEL_AT: dict[str, type[BaseModel]] = {"markets": MarketSpec, "agents": AgentSpec, "oracle": OracleConfig,
                                          "defences": Defences}
-_SHOCK_MODELS: dict[str, type[BaseModel]] = {
-    "price_jump": PriceJump, "oracle_freeze": OracleFreeze, "oracle_lag": OracleLag,
-    "reporter_compromise": ReporterCompromise, "keeper_outage": KeeperOutage, "lp_run": LpRun,
-    "correlation_spike": CorrelationSpike,
-}
 
 
-def _pydantic_problems(exc: ValidationError, data: Mapping[str, Any]) -> list[Problem]:
+def _pydantic_problems(exc: ValidationError) -> list[Problem]:
     problems = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
-        owner: type = Scenario
-        if loc and loc[0] in ("oracle", "defences"):
-            owner = _MODEL_AT[str(loc[0])]
-        elif len(loc) >= 2 and loc[0] in ("markets", "agents"):
-            owner = _MODEL_AT[str(loc[0])]
-        if len(loc) >= 3 and loc[0] == "shocks" and loc[2] in _SHOCK_MODELS:
-            owner = _SHOCK_MODELS[str(loc[2])]
-            loc = loc[:2] + loc[3:]  # drop the discriminator's tag
+        loc, owner = _owner_and_path(tuple(err["loc"]))
         problems.append(_problem(loc, err, owner))
     return problems
+
+
+def _owner_and_path(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], type | None]:
+    """The error's location without the union tags pydantic adds (`shocks.0.price_jump.x`
+    -> `shocks[0].x`), and the model whose field it names (for "did you mean")."""
+    owner: type | None = Scenario
+    if len(loc) >= 2 and loc[0] in _MODEL_AT:
+        owner = _MODEL_AT[str(loc[0])]
+    if len(loc) >= 3 and loc[0] == "shocks" and loc[2] in SHOCK_MODELS:
+        owner = SHOCK_MODELS[str(loc[2])]
+        loc = loc[:2] + loc[3:]
+    if len(loc) >= 4 and loc[0] == "markets" and loc[2] == "price" and loc[3] in PRICE_KINDS:
+        owner = PRICE_KINDS[str(loc[3])]
+        loc = loc[:3] + loc[4:]
+        if len(loc) >= 6 and loc[3] == "assets":
+            owner = AssetParams
+    return loc, owner
 
 
 def _problem(loc: tuple[Any, ...], err: Mapping[str, Any], owner: type | None) -> Problem:
@@ -607,14 +899,41 @@ def _problem(loc: tuple[Any, ...], err: Mapping[str, Any], owner: type | None) -
         return Problem(path, _MISSING, "a value (it is required)")
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         allowed = _field_names(owner)
-        hint = _suggest(str(loc[-1]), allowed)
+        field = str(loc[-1])
         listing = f": {', '.join(allowed)}" if allowed else ""
-        return Problem(path, err.get("input"), f"a known field{hint}, not this unknown one{listing}")
-    if kind == "union_tag_invalid" or kind == "union_tag_not_found":
-        return Problem(path + ".kind" if kind == "union_tag_invalid" else path,
-                       err.get("input", {}).get("kind", _MISSING) if isinstance(err.get("input"), Mapping) else _MISSING,
-                       f"a shock kind: {', '.join(SHOCK_KINDS)}")
+        elsewhere = _kinds_with_field(owner, field)
+        if elsewhere:
+            return Problem(path, err.get("input"), f"a field of this kind{listing} ({field} is a field of "
+                           f"{', '.join(elsewhere)} only)")
+        return Problem(path, err.get("input"), f"a known field{_suggest(field, allowed)}, not this unknown one{listing}")
+    if kind in _BOUND_WORDS and isinstance(err.get("ctx"), Mapping):
+        (bound,) = err["ctx"].values()
+        return Problem(path, err.get("input", _MISSING), f"{_BOUND_WORDS[kind]} {_number(bound)}")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tags = ", ".join(PRICE_KINDS if loc[-1] == "price" else SHOCK_KINDS)
+        given = err.get("input", {}).get("kind", _MISSING) if isinstance(err.get("input"), Mapping) else _MISSING
+        what = "a price kind" if loc[-1] == "price" else "a shock kind"
+        return Problem(path + ".kind", given, f"{what}: {tags}")
     return Problem(path, err.get("input", _MISSING), _expected(err["msg"]))
+
+
+_BOUND_WORDS = {"greater_than": "greater than", "greater_than_equal": "greater than or equal to",
+                "less_than": "less than", "less_than_equal": "less than or equal to"}
+
+
+def _number(value: Any) -> str:
+    """A bound as people write it: 1e+24 rather than 1000000000000000000000000."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0 and not 1e-4 <= abs(value) < 1e7:
+        return f"{value:g}"
+    return repr(value)
+
+
+def _kinds_with_field(owner: type | None, field: str) -> list[str]:
+    """The other shock or price kinds that have `field`, when `owner` is one of them."""
+    for models in (SHOCK_MODELS, PRICE_KINDS):
+        if owner in models.values():
+            return [kind for kind, model in models.items() if model is not owner and field in model.model_fields]
+    return []
 
 
 def _path(loc: Iterable[Any]) -> str:
@@ -642,7 +961,7 @@ def _field_names(owner: type | None) -> list[str]:
 
 
 def _suggest(name: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(name, allowed, n=1)
+    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.7)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

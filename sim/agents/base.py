@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from sim.bounds import MAX_STEPS, Integer
 from sim.chain import Event
 from sim.protocol import MarketConfig, Protocol
 
@@ -44,7 +45,8 @@ config_dataclass = pydantic_dataclass(frozen=True, config=CONFIG_OPTIONS)
 class AgentConfig:
     """Fields every agent has. Subclasses add theirs, each with a default and a description."""
 
-    start_step: int = Field(0, ge=0, description="first step the agent acts in (setup happens before step 0)")
+    start_step: Integer = Field(0, ge=0, le=MAX_STEPS,
+                                description="first step the agent acts in (setup happens before step 0)")
 
 
 # ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 from pydantic import Field
 
+from sim.bounds import MAX_GAS, MAX_GAS_PER_STEP, MAX_STEPS, Integer
 from sim.agents.base import (
     Action,
     Agent,
@@ -110,8 +111,10 @@ class LiquidationScanner:
 class KeeperConfig(AgentConfig):
     """A keeper's budget."""
 
-    gas_budget: int = Field(3_000_000, gt=0, description="gas the keeper spends per step at most")
-    gas_estimate: int = Field(400_000, gt=0, description="gas it expects one transaction to cost until it has measured some")
+    gas_budget: Integer = Field(3_000_000, gt=0, le=MAX_GAS_PER_STEP,
+                                description="gas the keeper spends per step at most")
+    gas_estimate: Integer = Field(400_000, gt=0, le=MAX_GAS,
+                                  description="gas it expects one transaction to cost until it has measured some")
 
 
 class Keeper(Agent):
@@ -150,7 +153,8 @@ class LiquidationKeeper(Keeper):
 
     @config_dataclass
     class Config(KeeperConfig):
-        reaction_delay: int = Field(0, ge=0, description="blocks from first seeing an account liquidatable to acting")
+        reaction_delay: Integer = Field(0, ge=0, le=MAX_STEPS,
+                                        description="blocks from first seeing an account liquidatable to acting")
 
     config: Config
 
@@ -188,7 +192,8 @@ class TriggerOrderKeeper(Keeper):
 
     @config_dataclass
     class Config(KeeperConfig):
-        gas_estimate: int = Field(300_000, gt=0, description="gas it expects an execution to cost until measured")
+        gas_estimate: Integer = Field(300_000, gt=0, le=MAX_GAS,
+                                      description="gas it expects an execution to cost until measured")
 
     config: Config
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from sim.bounds import MAX_RATIO, MAX_STEPS, MAX_USD, MIN_USD, Integer, Number
 from sim.agents.base import (
     Action,
     Agent,
@@ -30,11 +31,14 @@ class LiquidityProvider(Agent):
 
     @config_dataclass
     class Config(AgentConfig):
-        deposit: float = Field(100_000.0, gt=0, description="USD minted and deposited into the Vault before step 0")
-        check_every: int = Field(10, ge=1, description="blocks between looks at NAV and risk")
-        drawdown_exit: float = Field(0.05, gt=0, lt=1, description="share-price fall from its peak that makes it leave")
-        utilization_exit: float = Field(5.0, gt=0, description="open-interest notional / NAV that makes it leave")
-        reenter_after: int = Field(200, ge=1, description="blocks out before depositing again")
+        deposit: Number = Field(100_000.0, ge=MIN_USD, le=MAX_USD,
+                                description="USD minted and deposited into the Vault before step 0")
+        check_every: Integer = Field(10, ge=1, le=MAX_STEPS, description="blocks between looks at NAV and risk")
+        drawdown_exit: Number = Field(0.05, gt=0, lt=1,
+                                      description="share-price fall from its peak that makes it leave")
+        utilization_exit: Number = Field(5.0, gt=0, le=MAX_RATIO,
+                                         description="open-interest notional / NAV that makes it leave")
+        reenter_after: Integer = Field(200, ge=1, le=MAX_STEPS, description="blocks out before depositing again")
 
     config: Config
 

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from sim.bounds import MAX_LEVERAGE, MAX_RATIO, MAX_REPORTERS, MAX_STEPS, MAX_USD, MIN_USD, Integer, Number
 from sim.agents.base import (
     Action,
     Agent,
@@ -47,18 +48,21 @@ class Manipulator(Agent):
 
     @config_dataclass
     class Config(AgentConfig):
-        variant: Literal["reporter_bribe"] = Field("reporter_bribe", description="the attack; spot_pump comes with the SpotPool")
-        collateral: float = Field(200_000.0, gt=0, description="USD deposited before step 0")
+        variant: Literal["reporter_bribe"] = Field("reporter_bribe",
+                                                   description="the attack; spot_pump comes with the SpotPool")
+        collateral: Number = Field(200_000.0, ge=MIN_USD, le=MAX_USD, description="USD deposited before step 0")
         market: str = Field("", description="market attacked; empty: the first")
         side: Literal["long", "short"] = Field("long", description="position it opens (long pushes the price up)")
-        leverage: float = Field(5.0, gt=0, description="position notional / equity")
-        bribe_after: int = Field(5, ge=0, description="blocks between opening and bribing")
-        reporters_bribed: int = Field(2, ge=1, le=16, description="reporters bought (the first ones of the whitelist)")
-        factor: float = Field(1.3, gt=0, description="what bribed reporters multiply the true price by")
-        bribe_blocks: int = Field(10, ge=1, description="blocks the bribe lasts")
-        take_profit: float = Field(0.1, gt=0, description="index move its way (fraction) at which it cashes out")
+        leverage: Number = Field(5.0, gt=0, le=MAX_LEVERAGE, description="position notional / equity")
+        bribe_after: Integer = Field(5, ge=0, le=MAX_STEPS, description="blocks between opening and bribing")
+        reporters_bribed: Integer = Field(2, ge=1, le=MAX_REPORTERS,
+                                          description="reporters bought (the first ones of the whitelist)")
+        factor: Number = Field(1.3, gt=0, le=MAX_RATIO, description="what bribed reporters multiply the true price by")
+        bribe_blocks: Integer = Field(10, ge=1, le=MAX_STEPS, description="blocks the bribe lasts")
+        take_profit: Number = Field(0.1, gt=0, le=MAX_RATIO,
+                                    description="index move its way (fraction) at which it cashes out")
         exit: Literal["close", "withdraw_unrealized"] = Field("close", description="how it cashes out")
-        slippage: float = Field(0.05, gt=0, lt=1, description="limit price distance from the index")
+        slippage: Number = Field(0.05, gt=0, lt=1, description="limit price distance from the index")
 
     config: Config
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from sim.bounds import MAX_RATIO, MAX_STEPS, Integer, Number
 from sim.agents.base import (
     Action,
     Agent,
@@ -36,14 +37,17 @@ class OracleReporter(Agent):
     @config_dataclass
     class Config(AgentConfig):
         mode: Literal["honest", "lagging", "stale", "malicious"] = Field("honest", description="how it reports")
-        latency_blocks: int = Field(0, ge=0, description="honest and malicious: age of the price it sees, blocks")
-        lag_blocks: int = Field(10, ge=0, description="lagging: age of the price it sees, blocks")
-        heartbeat_blocks: int = Field(1, ge=1, description="reports at least this often, blocks")
-        deviation_trigger: float = Field(0.0, ge=0, description="reports early on this move since its last report; 0: off")
-        stale_from_step: int = Field(0, ge=0, description="stale: the step it stops reporting at")
-        factor: float = Field(1.5, gt=0, description="malicious: multiplier of the true price")
-        malicious_from_step: int = Field(0, ge=0, description="malicious: the step it starts lying at")
-        noise: float = Field(0.0, ge=0, lt=0.5, description="relative standard deviation of its observation error")
+        latency_blocks: Integer = Field(0, ge=0, le=MAX_STEPS,
+                                        description="honest and malicious: age of the price it sees, blocks")
+        lag_blocks: Integer = Field(10, ge=0, le=MAX_STEPS, description="lagging: age of the price it sees, blocks")
+        heartbeat_blocks: Integer = Field(1, ge=1, le=MAX_STEPS, description="reports at least this often, blocks")
+        deviation_trigger: Number = Field(0.0, ge=0, le=MAX_RATIO,
+                                          description="reports early on this move since its last report; 0: off")
+        stale_from_step: Integer = Field(0, ge=0, le=MAX_STEPS, description="stale: the step it stops reporting at")
+        factor: Number = Field(1.5, gt=0, le=MAX_RATIO, description="malicious: multiplier of the true price")
+        malicious_from_step: Integer = Field(0, ge=0, le=MAX_STEPS,
+                                             description="malicious: the step it starts lying at")
+        noise: Number = Field(0.0, ge=0, lt=0.5, description="relative standard deviation of its observation error")
         markets: tuple[str, ...] = Field((), description="markets it reports; empty: all")
 
     config: Config

@@ -22,6 +22,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from sim.bounds import MAX_LEVERAGE, MAX_PARAM, MAX_RATIO, MAX_STEPS, MAX_USD, MIN_USD, Flag, Integer, Number
 from sim.agents.base import (
     Action,
     Agent,
@@ -43,23 +44,29 @@ from sim.protocol import Health
 class TraderConfig(AgentConfig):
     """Funding, market and the four risk layers, shared by every trader."""
 
-    collateral: float = Field(10_000.0, gt=0, description="USD minted and deposited into subaccount 0 before step 0")
+    collateral: Number = Field(10_000.0, ge=MIN_USD, le=MAX_USD,
+                               description="USD minted and deposited into subaccount 0 before step 0")
     market: str = Field("", description="market traded; empty: one picked by the agent's own RNG")
-    slippage: float = Field(0.03, gt=0, lt=1, description="limit price distance from the index (fraction)")
-    min_trade: float = Field(20.0, ge=0, description="USD notional; smaller changes of position are not sent")
-    size_cap: bool = Field(True, description="risk layer 1 on: cap position notional at max_leverage x equity")
-    max_leverage: float = Field(3.0, gt=0, description="layer 1: largest position notional / equity")
-    margin_buffer: bool = Field(True, description="risk layer 2 on: cut the position when equity nears maintenance")
-    buffer: float = Field(1.5, ge=1, description="layer 2: keep equity >= buffer x maintenance margin")
-    cut_fraction: float = Field(0.5, gt=0, le=1, description="layer 2: share of the position closed on a breach")
-    check_blocks: int = Field(10, ge=1, description="layer 2: blocks between margin checks while the index is still")
-    check_move: float = Field(0.005, gt=0, description="layer 2: index move since the last check that prompts one at once")
-    hedge: bool = Field(False, description="risk layer 3 on: hold an opposite position in hedge_market")
+    slippage: Number = Field(0.03, gt=0, lt=1, description="limit price distance from the index (fraction)")
+    min_trade: Number = Field(20.0, ge=0, le=MAX_USD,
+                              description="USD notional; smaller changes of position are not sent")
+    size_cap: Flag = Field(True, description="risk layer 1 on: cap position notional at max_leverage x equity")
+    max_leverage: Number = Field(3.0, gt=0, le=MAX_LEVERAGE, description="layer 1: largest position notional / equity")
+    margin_buffer: Flag = Field(True, description="risk layer 2 on: cut the position when equity nears maintenance")
+    buffer: Number = Field(1.5, ge=1, le=MAX_LEVERAGE,
+                           description="layer 2: keep equity >= buffer x maintenance margin")
+    cut_fraction: Number = Field(0.5, gt=0, le=1, description="layer 2: share of the position closed on a breach")
+    check_blocks: Integer = Field(10, ge=1, le=MAX_STEPS,
+                                  description="layer 2: blocks between margin checks while the index is still")
+    check_move: Number = Field(0.005, gt=0, le=MAX_RATIO,
+                               description="layer 2: index move since the last check that prompts one at once")
+    hedge: Flag = Field(False, description="risk layer 3 on: hold an opposite position in hedge_market")
     hedge_market: str = Field("", description="layer 3: the market hedged in; must differ from market")
-    hedge_ratio: float = Field(0.5, gt=0, le=2, description="layer 3: hedge notional / position notional")
-    stop_loss: bool = Field(False, description="risk layer 4 on: keep a stop-loss trigger order on the position")
-    stop_distance: float = Field(0.05, gt=0, lt=1, description="layer 4: stop price distance from the index")
-    stop_keeper_fee: float = Field(1.0, ge=0, description="layer 4: USD paid to the keeper that executes the stop")
+    hedge_ratio: Number = Field(0.5, gt=0, le=2, description="layer 3: hedge notional / position notional")
+    stop_loss: Flag = Field(False, description="risk layer 4 on: keep a stop-loss trigger order on the position")
+    stop_distance: Number = Field(0.05, gt=0, lt=1, description="layer 4: stop price distance from the index")
+    stop_keeper_fee: Number = Field(1.0, ge=0, le=MAX_USD,
+                                    description="layer 4: USD paid to the keeper that executes the stop")
 
 
 class Trader(Agent):
@@ -239,10 +246,10 @@ class NoiseTrader(Trader):
 
     @config_dataclass
     class Config(TraderConfig):
-        trade_probability: float = Field(0.1, ge=0, le=1, description="chance of trading in a step")
-        order_leverage: float = Field(1.0, gt=0, description="largest order notional / equity")
-        close_probability: float = Field(0.2, ge=0, le=1, description="chance a trade closes the whole position")
-        long_bias: float = Field(0.5, ge=0, le=1, description="chance an order buys")
+        trade_probability: Number = Field(0.1, ge=0, le=1, description="chance of trading in a step")
+        order_leverage: Number = Field(1.0, gt=0, le=MAX_LEVERAGE, description="largest order notional / equity")
+        close_probability: Number = Field(0.2, ge=0, le=1, description="chance a trade closes the whole position")
+        long_bias: Number = Field(0.5, ge=0, le=1, description="chance an order buys")
 
     config: Config
 
@@ -266,10 +273,10 @@ class MomentumTrader(Trader):
 
     @config_dataclass
     class Config(TraderConfig):
-        lookback_blocks: int = Field(20, ge=1, description="blocks the return is measured over")
-        entry_threshold: float = Field(0.01, gt=0, description="return that opens a position")
-        exit_threshold: float = Field(0.002, ge=0, description="|return| below which it goes flat")
-        leverage: float = Field(2.0, gt=0, description="position notional / equity when in")
+        lookback_blocks: Integer = Field(20, ge=1, le=MAX_STEPS, description="blocks the return is measured over")
+        entry_threshold: Number = Field(0.01, gt=0, le=MAX_RATIO, description="return that opens a position")
+        exit_threshold: Number = Field(0.002, ge=0, le=MAX_RATIO, description="|return| below which it goes flat")
+        leverage: Number = Field(2.0, gt=0, le=MAX_LEVERAGE, description="position notional / equity when in")
 
     config: Config
 
@@ -311,13 +318,15 @@ class LeveragedWhale(Trader):
 
     @config_dataclass
     class Config(TraderConfig):
-        collateral: float = Field(500_000.0, gt=0, description="USD deposited before step 0")
-        leverage: float = Field(8.0, gt=0, description="position notional / equity when opened")
+        collateral: Number = Field(500_000.0, ge=MIN_USD, le=MAX_USD, description="USD deposited before step 0")
+        leverage: Number = Field(8.0, gt=0, le=MAX_LEVERAGE, description="position notional / equity when opened")
         side: Literal["long", "short"] = Field("long", description="direction of the position")
-        hold_blocks: int = Field(0, ge=0, description="blocks to hold before closing; 0: hold to the end")
-        size_cap: bool = Field(False, description="risk layer 1 on (see trader fields)")
-        max_leverage: float = Field(9.0, gt=0, description="layer 1: largest position notional / equity")
-        margin_buffer: bool = Field(False, description="risk layer 2 on (see trader fields)")
+        hold_blocks: Integer = Field(0, ge=0, le=MAX_STEPS,
+                                     description="blocks to hold before closing; 0: hold to the end")
+        size_cap: Flag = Field(False, description="risk layer 1 on (see trader fields)")
+        max_leverage: Number = Field(9.0, gt=0, le=MAX_LEVERAGE,
+                                     description="layer 1: largest position notional / equity")
+        margin_buffer: Flag = Field(False, description="risk layer 2 on (see trader fields)")
 
     config: Config
 
@@ -353,9 +362,11 @@ class BasisTrader(Trader):
 
     @config_dataclass
     class Config(TraderConfig):
-        leverage: float = Field(2.0, gt=0, description="short notional / equity when in")
-        entry_funding: float = Field(0.0005, description="funding rate per day that opens the trade")
-        exit_funding: float = Field(0.0, description="funding rate per day at or below which it closes")
+        leverage: Number = Field(2.0, gt=0, le=MAX_LEVERAGE, description="short notional / equity when in")
+        entry_funding: Number = Field(0.0005, ge=-MAX_PARAM, le=MAX_PARAM,
+                                      description="funding rate per day that opens the trade")
+        exit_funding: Number = Field(0.0, ge=-MAX_PARAM, le=MAX_PARAM,
+                                     description="funding rate per day at or below which it closes")
 
     config: Config
 
@@ -391,11 +402,13 @@ class Arbitrageur(Trader):
 
     @config_dataclass
     class Config(TraderConfig):
-        collateral: float = Field(100_000.0, gt=0, description="USD deposited before step 0")
-        spot_threshold: float = Field(0.005, gt=0, description="|spot / index - 1| that opens a gap trade")
-        premium_threshold: float = Field(0.001, gt=0, description="|skew / skew_scale| that opens a skew trade")
-        take_fraction: float = Field(0.5, gt=0, le=1, description="share of the others' skew it offsets")
-        leverage: float = Field(2.0, gt=0, description="gap-trade notional / equity")
+        collateral: Number = Field(100_000.0, ge=MIN_USD, le=MAX_USD, description="USD deposited before step 0")
+        spot_threshold: Number = Field(0.005, gt=0, le=MAX_RATIO,
+                                       description="|spot / index - 1| that opens a gap trade")
+        premium_threshold: Number = Field(0.001, gt=0, le=MAX_RATIO,
+                                          description="|skew / skew_scale| that opens a skew trade")
+        take_fraction: Number = Field(0.5, gt=0, le=1, description="share of the others' skew it offsets")
+        leverage: Number = Field(2.0, gt=0, le=MAX_LEVERAGE, description="gap-trade notional / equity")
 
     config: Config
 

@@ -141,11 +141,18 @@ def test_replay_must_cover_the_run(tmp_path: Path) -> None:
     assert len(lines) == 1 and "markets[0].price.path" in lines[0] and "hold_at_end" in lines[0]
 
 
-def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
-    lines = problems_of(write(tmp_path, "name = \n"))
-    assert "valid TOML" in lines[0]
+def test_bad_toml_is_reported_at_its_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, 'name = "x"\nsteps = 10\n[[markets]]\nname = ETH\n')
+    assert problems_of(path) == [f"{path}: line 4, column 8: not valid TOML: Invalid value"]
     with pytest.raises(ScenarioError, match="shipped scenario: .*calm"):
         load_scenario(tmp_path / "nope.toml")
+
+
+def test_a_mistyped_scenario_name_gets_a_suggestion() -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("flash-crsh")
+    assert str(info.value).startswith("flash-crsh: expected an existing scenario file, or a shipped scenario "
+                                      "(did you mean 'flash-crash'?)")
 
 
 def test_scenario_round_trips_through_toml(tmp_path: Path) -> None:
@@ -189,12 +196,14 @@ def test_defence_overrides_replace_the_files_flags() -> None:
 
 def test_a_bad_defence_override_exits_2_naming_it(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    for flag, expected in (("deviaton_guard=0.1", "defences.deviaton_guard"),
-                           ("deviation_guard=2", "defences.deviation_guard = 2"),
+    for flag, expected in (("deviaton_guard=0.1", "--defence deviaton_guard=0.1: expected a known field (did you mean "
+                                                   "'deviation_guard'?)"),
+                           ("deviation_guard=2", "--defence deviation_guard=2: expected less than 1"),
                            ("deviation_guard", "NAME=VALUE")):
         result = CliRunner().invoke(main, ["run", "reporter-bribe", "--defence", flag, "--out", str(out)])
         assert result.exit_code == 2, result.output
         assert expected in result.output
+        assert "reporter-bribe.toml" not in result.output  # the flag is named, not the shipped file
         assert not out.exists()
 
 
@@ -206,3 +215,152 @@ def test_rpc_url_without_the_rpc_backend_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--rpc-url is for --backend rpc" in result.output
     assert not out.exists()
+
+
+# -- overrides go through the same validation as the file (issue 14, item 1) ---------------------
+
+
+def test_steps_shorter_than_a_shock_are_refused_naming_the_shock(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = CliRunner(mix_stderr=False).invoke(main, ["run", "flash-crash", "--steps", "60", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "flash-crash.toml with --steps 60: shocks[0].at_step = 150: expected a step before the end" in result.stderr
+    assert "this price_jump would never happen" in result.stderr
+    assert not out.exists()
+    with pytest.raises(ScenarioError, match="with --steps 60: shocks"):
+        load_scenario("flash-crash").with_overrides(steps=60)
+
+
+def test_the_scenario_a_run_saves_validates_again(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + '\n[[shocks]]\nkind = "price_jump"\nat_step = 4\nfraction = -0.2\n')
+    out = tmp_path / "run"
+    result = CliRunner(mix_stderr=False).invoke(main, ["run", str(path), "--steps", "5", "--seed", "4", "--out",
+                                                       str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output + result.stderr
+    saved = load_scenario(out / "scenario.toml")
+    assert saved.steps == 5 and saved.seed == 4 and saved.shocks[0].at_step == 4
+
+
+# -- every number bounded, strict and finite (issue 14, item 3) ------------------------------
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (("vault_liquidity = 1_000_000.0", "vault_liquidity = inf"), "vault_liquidity = inf: expected a finite number"),
+    (("vault_liquidity = 1_000_000.0", "vault_liquidity = nan"), "vault_liquidity = nan: expected a finite number"),
+    (('name = "ETH"', 'name = "ETH"\nskew_scale = 1e40'),
+     "markets[0].skew_scale = 1e+40: expected less than or equal to 1e+18"),
+    (('name = "ETH"', 'name = "ETH"\ninitial_price = 1e40'),
+     "markets[0].initial_price = 1e+40: expected less than or equal to 1e+18"),
+    (("sigma = 0.5", "sigma = inf"), "markets[0].price.sigma = inf: expected a finite number"),
+    (("trade_probability = 0.5", "trade_probability = 0.5, collateral = 1e30"),
+     "agents[1].params.collateral = 1e+30: expected less than or equal to 1e+24"),
+    (("steps = 10", "steps = true"), "steps = true: expected a valid integer"),
+    (("trade_probability = 0.5", "trade_probability = 0.5, stop_loss = 1"),
+     "agents[1].params.stop_loss = 1: expected a valid boolean"),
+    (("count = 3", "count = 3.0"), "agents[1].count = 3.0: expected a valid integer"),
+])
+def test_values_the_contracts_cannot_take_do_not_validate(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    path = write(tmp_path, GOOD.replace(*change))
+    lines = problems_of(path)
+    assert f"{path}: {expected}" in lines, lines
+
+
+def test_fields_a_shock_kind_does_not_use_are_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + '\n[[shocks]]\nkind = "price_jump"\nat_step = 3\nfraction = -0.3\nduration = 5\n')
+    lines = problems_of(path)
+    assert len(lines) == 1
+    assert lines[0] == (f"{path}: shocks[0].duration = 5: expected a field of this kind: at_step, kind, fraction, "
+                        "market (duration is a field of oracle_freeze, oracle_lag, reporter_compromise, keeper_outage, "
+                        "lp_run, correlation_spike only)")
+
+
+def test_bad_values_never_reach_the_chain(tmp_path: Path) -> None:
+    """What used to validate and then crash the deployment (exit 1, a run directory with no
+    status.json) is now refused before the run directory exists."""
+    out = tmp_path / "run"
+    for text in (GOOD.replace("vault_liquidity = 1_000_000.0", "vault_liquidity = 1e40"),
+                 GOOD.replace("sigma = 0.5", "sigma = nan"),
+                 GOOD.replace("trade_probability = 0.5", "collateral = 1e30")):
+        result = CliRunner(mix_stderr=False).invoke(main, ["run", str(write(tmp_path, text)), "--out", str(out)])
+        assert result.exit_code == 2, result.output + result.stderr
+        assert not out.exists()
+
+
+# -- one validation pass, and a price process that starts where its market does --------------------
+
+
+TWO_MARKETS = """
+name = "two"
+steps = 50
+vault_liquidity = 2_000_000.0
+
+[[markets]]
+name = "BTC"
+initial_price = 60000.0
+price = { kind = "correlated", assets = { BTC = [60000.0, 0.0, 0.5], ETH = { s0 = 2000.0, mu = 0.0, sigma = 0.6 } }, correlation = [[1.0, 0.6], [0.6, 1.0]], stress_correlation = [[1.0, 0.95], [0.95, 1.0]] }
+
+[[markets]]
+name = "ETH"
+initial_price = 2500.0
+
+[[agents]]
+kind = "oracle_reporter"
+count = 2
+
+[[agents]]
+kind = "noise_trader"
+count = 4
+params = { market = "ETH", colateral = 5000.0 }
+
+[[agents]]
+kind = "liquidation_keeper"
+params = { reaction_delay = -1 }
+
+[[shocks]]
+kind = "oracle_gap"
+at_step = 5
+
+[[shocks]]
+kind = "keeper_outage"
+at_step = 80
+duration = 10
+
+[[shocks]]
+kind = "correlation_spike"
+at_step = 20
+duration = 3
+market = "BTC"
+"""
+
+
+def test_every_problem_is_reported_in_one_pass(tmp_path: Path) -> None:
+    """The new user's two-market file: schema errors, agent params, the shock past the end and
+    the price that would gap at step 0, all at once rather than in rounds."""
+    path = write(tmp_path, TWO_MARKETS)
+    lines = [line.removeprefix(f"{path}: ") for line in problems_of(path)]
+    assert any(line.startswith('shocks[0].kind = "oracle_gap": expected a shock kind: price_jump, ') for line in lines)
+    assert any(line.startswith("shocks[2].market = \"BTC\": expected a field of this kind: at_step, kind, duration "
+                               "(market is a field of price_jump, oracle_freeze only)") for line in lines)
+    assert any(line.startswith("agents[1].params.colateral = 5000.0: expected a known field (did you mean "
+                               "'collateral'?)") for line in lines)
+    assert "agents[2].params.reaction_delay = -1: expected greater than or equal to 0" in lines
+    assert any(line.startswith("shocks[1].at_step = 80: expected a step before the end (steps = 50") for line in lines)
+    assert any(line.startswith("markets[1].initial_price = 2500.0: expected the first price of its process "
+                               "(markets[0].price), 2000, or no initial_price: otherwise the price gaps -20.0%")
+               for line in lines)
+    assert len(lines) == 6, lines
+
+
+def test_a_gbm_that_starts_away_from_its_market_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('name = "ETH"', 'name = "ETH"\ninitial_price = 60000.0')
+                 .replace("mu = 0.0", "s0 = 50000.0, mu = 0.0"))
+    assert problems_of(path) == [f"{path}: markets[0].initial_price = 60000.0: expected the first price of its "
+                                 "process (markets[0].price), 50000, or no initial_price: otherwise the price gaps "
+                                 "-16.7% at step 0"]
+
+
+def test_a_process_that_would_overflow_in_one_step_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("steps = 10", "steps = 10\nstep_seconds = 31536000").replace("mu = 0.0", "mu = 900.0"))
+    lines = problems_of(path)
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: markets[0].price: missing; expected a process that cannot "
+                                                   "move the price by more than e^700 in one step of 31536000 s")
