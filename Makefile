@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/@foundry-rs/anvil-linux-a
 STAMP := $(VENV)/.installed
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: setup demo test compile bench fuzz devnet devnet-stop clean
+.PHONY: setup demo test compile bench fuzz devnet devnet-stop docs clean
 
 setup: $(STAMP) $(ANVIL)
 
@@ -51,6 +51,10 @@ devnet: setup
 
 devnet-stop: setup
 	$(BIN)/python -m sim.devnet stop
+
+# docs/scenario-reference.md is generated from the scenario schema (a test fails when it is stale).
+docs: setup
+	$(BIN)/python -m sim.reference > docs/scenario-reference.md
 
 clean:
 	rm -rf .build .pytest_cache .hypothesis

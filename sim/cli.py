@@ -2,13 +2,14 @@
 
     perpsim run SCENARIO [--seed N] [--steps N] [--backend revm|pyevm|rpc] [--rpc-url URL] [--out DIR]
                          [--attach DEPLOYMENT.json] [--defence NAME=VALUE ...]
-    perpsim list [--agents]
+    perpsim list [--top] [--markets] [--prices] [--oracle] [--agents] [--shocks] [--defences]
     perpsim validate FILE [FILE ...]
     perpsim compare RUN_A RUN_B
+    perpsim --version
 
 SCENARIO is a shipped scenario's name (`perpsim list`) or a TOML file. A scenario that does
-not validate is reported on stderr, one line per problem, with exit code 2, before any
-transaction is sent. A run writes `runs/<scenario>-<seed>-<timestamp>/` (or `--out`) and
+not validate, with the command line's overrides applied, is reported on stderr, one line per
+problem, with exit code 2, before any transaction is sent. A run writes `runs/<scenario>-<seed>-<timestamp>/` (or `--out`) and
 prints where its report is; Ctrl-C leaves that directory readable and marked partial.
 """
 
@@ -57,15 +58,18 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     sys.exit(code)
 
 
-def _load(path_or_name: str, defences: tuple[str, ...] = ()) -> Scenario:
+def _load(path_or_name: str, defences: tuple[str, ...] = (), seed: int | None = None,
+          steps: int | None = None) -> Scenario:
+    """The scenario with the command line's overrides, validated as one, or exit 2."""
     try:
-        return load_scenario(path_or_name, defences=dict(parse_defence(d) for d in defences))
+        return load_scenario(path_or_name, defences=dict(parse_defence(d) for d in defences), seed=seed, steps=steps)
     except ScenarioError as exc:
         _fail(f"perpsim: invalid scenario ({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}):\n{exc}")
         raise  # unreachable: _fail exits
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="perpsim", prog_name="perpsim", message="%(prog)s %(version)s")
 def main() -> None:
     """perpsim: adversarial agents against an on-chain perpetuals exchange, block by block."""
 
@@ -90,7 +94,7 @@ def run_command(scenario: str, seed: int | None, steps: int | None, backend: str
     """Run SCENARIO (a shipped name or a TOML file) and write its run directory and report."""
     from sim.engine import run_scenario
 
-    loaded = _load(scenario, defences).with_overrides(seed=seed, steps=steps)
+    loaded = _load(scenario, defences, seed=seed, steps=steps)
     if connect_options.get("attach") is not None:
         if click.get_current_context().get_parameter_source("backend") != ParameterSource.DEFAULT and backend != "rpc":
             _fail(f"perpsim: --attach runs on a node: it needs --backend rpc, not {backend}")
@@ -149,9 +153,21 @@ def _fmt(value: Any) -> str:
 
 
 @main.command("list")
-@click.option("--agents", "show_fields", is_flag=True, help="also every agent kind's Config fields")
-def list_command(show_fields: bool) -> None:
-    """The shipped scenarios and the agent zoo."""
+@click.option("--top", "chosen", flag_value="top", multiple=True, help="the top-level fields of a scenario file")
+@click.option("--markets", "chosen", flag_value="markets", multiple=True, help="every [[markets]] field")
+@click.option("--prices", "chosen", flag_value="prices", multiple=True, help="every price process and its fields")
+@click.option("--oracle", "chosen", flag_value="oracle", multiple=True, help="every [oracle] field")
+@click.option("--agents", "chosen", flag_value="agents", multiple=True, help="every agent kind and its Config fields")
+@click.option("--shocks", "chosen", flag_value="shocks", multiple=True, help="every shock kind and its fields")
+@click.option("--defences", "chosen", flag_value="defences", multiple=True, help="every [defences] flag")
+def list_command(chosen: tuple[str, ...]) -> None:
+    """The shipped scenarios and the agent zoo; with flags, the fields of a scenario file's
+    tables (type, default, bounds, description), as docs/scenario-reference.md has them."""
+    if chosen:
+        from sim.reference import SECTIONS, section_text
+
+        click.echo("\n\n".join(section_text(SECTIONS[name]()) for name in dict.fromkeys(chosen)))
+        return
     from sim.agents import describe
 
     click.echo("Scenarios (perpsim run NAME):")
@@ -161,8 +177,10 @@ def list_command(show_fields: bool) -> None:
         except ScenarioError as exc:
             description = f"(invalid: {exc.problems[0].line(path.name)})"
         click.echo(f"  {name:<16} {description}")
-    click.echo("\nAgents ([[agents]] kind):")
-    click.echo(describe(fields=show_fields))
+    click.echo("\nAgents ([[agents]] kind; perpsim list --agents for their fields):")
+    click.echo(describe(fields=False))
+    click.echo("\nThe fields of every table: perpsim list --top --markets --prices --oracle --agents --shocks --defences, "
+               "or docs/scenario-reference.md")
 
 
 @main.command("validate")
