@@ -38,7 +38,7 @@ from sim.agents import ZOO, Action, Agent, AgentIdentity, Outcome, StepContext, 
 from sim.agents.base import BribeReporters
 from sim.agents.keepers import LiquidationScanner
 from sim.chain import CHAIN_ID, Chain, ChainError, Reverted, make_chain
-from sim.prices import CorrelatedAssets, PriceProcess
+from sim.prices import CorrelatedAssets, PriceProcess, Replay
 from sim.protocol import Protocol, ProtocolConfig
 from sim.scenario import (
     CorrelationSpike,
@@ -358,6 +358,17 @@ class Simulation:
             self.prices.update(process.prices)
 
     # -- for the recorder -------------------------------------------------------------------
+    def calendar_start(self) -> float | None:
+        """For a replay, the series' time (Unix seconds) before step 0, so the report can date
+        steps: step s is `calendar_start + (s + 1) * step_seconds`. None for simulated prices."""
+        starts = [p.current_time for p in self.processes if isinstance(p, Replay)]
+        return min(starts) if starts else None
+
+    def offchain_record(self) -> dict[str, Any]:
+        """What happened off-chain, for the run's meta: the bribes paid (no event records them)."""
+        return {"bribes": [{"step": b.start, "end": b.end, "reporters": b.count, "factor": b.factor}
+                           for b in self.bribes]}
+
     def participants(self) -> list[Any]:
         from sim.metrics import Participant
 
@@ -466,6 +477,8 @@ def run_scenario(
                 "step_seconds": scenario.step_seconds, "chain_id": CHAIN_ID, "agents": len(sim.agents)}
         if rpc_url:
             meta["rpc_url"] = rpc_url
+        if sim.calendar_start() is not None:
+            meta["calendar_start"] = sim.calendar_start()
         meta.update(node)
         recorder = Recorder(run_dir, sim.protocol, sim.participants(), meta)
         loop_start, evm_start, calls_start = time.perf_counter(), sim.meter.evm_seconds, sim.meter.calls
@@ -480,6 +493,7 @@ def run_scenario(
             sim.stats.evm_seconds = sim.meter.evm_seconds - evm_start
             sim.stats.loop_calls = sim.meter.calls - calls_start
         end_node_range(recorder.meta, chain)
+        recorder.meta.update(sim.offchain_record())
         summary = recorder.finish("complete")
         status = "complete"
     except BaseException as exc:
@@ -489,6 +503,7 @@ def run_scenario(
             error = f"the node at {node['rpc_url']} stopped answering during {step}: {exc}"
         if recorder is not None and not recorder.finished:
             end_node_range(recorder.meta, chain)
+            recorder.meta.update(sim.offchain_record())  # type: ignore[union-attr]  # sim built the recorder
             recorder.finish("partial", error=error)
         elif recorder is None:
             write_json(run_dir / "status.json", {"status": "partial", "error": error, "last_step": None})

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol as Interface, TypeVar
 
 from sim.chain.base import Event
 from sim.protocol import Protocol
@@ -103,12 +103,14 @@ class StepView:
     engine's true prices. Views used by several metrics are read once per step."""
 
     def __init__(self, protocol: Protocol, step: int, true_prices: Mapping[str, float],
-                 events: list[RecordedEvent], liquidatable: list[Subaccount]) -> None:
+                 events: list[RecordedEvent], liquidatable: list[Subaccount],
+                 delays: list[int] | None = None) -> None:
         self.protocol = protocol
         self.step = step
         self.true_prices = true_prices
         self.events = events
         self.liquidatable = liquidatable
+        self.delays = delays or []  # blocks each account liquidated this step waited (see Recorder)
         self._cache: dict[tuple[str, Any], Any] = {}
 
     def _memo(self, key: tuple[str, Any], read: Callable[[], Any]) -> Any:
@@ -301,6 +303,12 @@ def deleverages(view: StepView, market: str) -> int:
 def liquidatable_accounts(view: StepView, market: str) -> int:
     """Subaccounts below maintenance margin after the keepers acted (all markets)."""
     return len(view.liquidatable)
+
+
+@STEP_METRICS.metric("keeper_delay_max", per_market=False)
+def keeper_delay_max(view: StepView, market: str) -> int | None:
+    """Longest wait (blocks from first seen liquidatable) of the accounts liquidated this step; empty: none."""
+    return max(view.delays) if view.delays else None
 
 
 # ---------------------------------------------------------------------------------------
@@ -759,6 +767,17 @@ def _now() -> str:
 # ---------------------------------------------------------------------------------------
 
 
+class StepObserver(Interface):
+    """A collector registered with the recorder that keeps a table of its own (e.g. the
+    traders' table, sim/traders.py): it sees every step's view after the step's row is
+    written, and is told when the run ends, complete or partial."""
+
+    def observe(self, view: StepView) -> None: ...
+
+    def finish(self, run_dir: Path, status: str) -> None: ...
+
+
+
 class Recorder:
     """Owns a run directory's tables: `steps.csv`, `events.csv`, `summary.json`, `status.json`.
 
@@ -766,8 +785,10 @@ class Recorder:
     `SETUP_STEP` (-1). `status.json` says "running" from the start, so a run that dies
     without calling `finish` still leaves a directory that says it did not complete."""
 
-    def __init__(self, run_dir: Path, protocol: Protocol, participants: list[Participant], meta: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, protocol: Protocol, participants: list[Participant], meta: dict[str, Any],
+                 observers: Iterable[StepObserver] = ()) -> None:
         self.run_dir = Path(run_dir)
+        self.observers = list(observers)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.protocol = protocol
         self.participants = list(participants)
@@ -809,14 +830,16 @@ class Recorder:
             raise RuntimeError(f"record_step({step}) after finish(): the recorder of {self.run_dir} is closed")
         events = self._read_events(step)
         liquidatable = self.protocol.liquidatable_accounts()
-        self._track_liquidation_delays(events, liquidatable)
-        view = StepView(self.protocol, step, true_prices, events, liquidatable)
+        delays = self._track_liquidation_delays(events, liquidatable)
+        view = StepView(self.protocol, step, true_prices, events, liquidatable, delays)
         rows = self.collector.collect(view, self.markets, self.protocol.chain.block_number, self.protocol.chain.timestamp)
         self._write_events(events)
         self._steps_file.write("".join(csv_line(row.values()) for row in rows))
         self._flush()
         self.rows.extend(rows)
         self.last_step = step
+        for observer in self.observers:
+            observer.observe(view)
 
     def _read_events(self, step: int) -> list[RecordedEvent]:
         """The chain's events since the last read, tagged with `step` and folded into the tally."""
@@ -826,8 +849,9 @@ class Recorder:
             self.tally.observe(ev)
         return events
 
-    def _track_liquidation_delays(self, events: list[RecordedEvent], liquidatable: list[Subaccount]) -> None:
-        """Blocks from a subaccount's first step seen liquidatable to its Liquidation or Bankruptcy.
+    def _track_liquidation_delays(self, events: list[RecordedEvent], liquidatable: list[Subaccount]) -> list[int]:
+        """Blocks from a subaccount's first step seen liquidatable to its Liquidation or Bankruptcy;
+        returns this step's samples.
 
         One sample per subaccount per step that liquidates it; 0 when it became liquidatable and
         was liquidated within one step. An account that recovers without liquidation ends its
@@ -837,15 +861,18 @@ class Recorder:
             account = ev.account()
             if ev.contract == "Liquidator" and ev.name in LIQUIDATION_EVENTS and account is not None:
                 first_hit.setdefault(account, ev.block)
+        samples = []
         for account, block in first_hit.items():
             start = self.pending.pop(account, None)
-            self.delays.append(0 if start is None else block - start)
+            samples.append(0 if start is None else block - start)
+        self.delays.extend(samples)
         now = set(liquidatable)
         for account in [a for a in self.pending if a not in now]:
             del self.pending[account]
         block = self.protocol.chain.block_number
         for account in liquidatable:
             self.pending.setdefault(account, block)
+        return samples
 
     def _write_events(self, events: list[RecordedEvent]) -> None:
         self._events_file.write("".join(csv_line((
@@ -892,6 +919,8 @@ class Recorder:
         try:
             summary = self.summary(status, error)
             write_json(self.run_dir / SUMMARY_FILE, summary)
+            for observer in self.observers:
+                observer.finish(self.run_dir, status)
         finally:
             self._write_status(status, error)
         return summary

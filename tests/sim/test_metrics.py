@@ -26,7 +26,7 @@ STEP_COLUMNS = [
     "step", "block", "timestamp", "market", "true_price", "index_price", "oracle_valid", "mark_price",
     "funding_rate_per_day", "cumulative_funding", "oi_long", "oi_short", "vault_nav", "vault_share_price",
     "insurance_balance", "deficit", "liquidations", "liquidated_size", "liquidated_notional", "bankruptcies",
-    "bad_debt", "deleverages", "liquidatable_accounts",
+    "bad_debt", "deleverages", "liquidatable_accounts", "keeper_delay_max",
 ]
 
 
@@ -155,6 +155,12 @@ def test_summary_keeper_delay_is_the_engineered_one(summary: dict) -> None:
     assert summary["liquidation_delay_blocks_max"] == delay
     assert summary["liquidation_delay_samples"] == 2
     assert summary["liquidatable_at_end"] == 0
+
+
+def test_steps_table_records_the_keeper_delay_where_it_happened(steps: pd.DataFrame) -> None:
+    delays = steps.set_index("step")["keeper_delay_max"]
+    assert delays[KEEPER_STEP] == KEEPER_STEP - CRASH_STEP
+    assert delays.drop(KEEPER_STEP).isna().all()  # empty where nobody was liquidated
 
 
 def test_keeper_acting_in_the_crash_step_has_zero_delay(tmp_path: Path) -> None:

@@ -62,6 +62,7 @@ def test_black_thursday_keeper_outage_stretches_the_delay(tmp_path: Path) -> Non
     summary = run(scenario, tmp_path / "bt").summary
     assert summary["liquidation_count"] > 0
     assert summary["liquidation_delay_blocks_max"] >= outage.duration // 2
+    assert summary["meta"]["calendar_start"] == 1583971200  # the series' first row, 2020-03-12 00:00 UTC: the report dates steps
 
 
 def _without_defence(scenario: Scenario, **defences: Any) -> Scenario:
@@ -76,3 +77,6 @@ def test_reporter_bribe_leaves_bad_debt_unless_defended(tmp_path: Path) -> None:
     assert robbed.summary["total_bad_debt"] > 10_000
     assert defended.summary["total_bad_debt"] == 0
     assert robbed.stats.actions_by_kind["manipulator"]["bribe_reporters"] == 1
+    (bribe,) = robbed.summary["meta"]["bribes"]  # off-chain, so the meta is the only record the report has
+    assert (bribe["reporters"], bribe["factor"], bribe["end"] - bribe["step"]) == (2, 1.3, 10)
+    assert defended.summary["meta"]["bribes"][0]["step"] == bribe["step"]
