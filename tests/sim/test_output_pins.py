@@ -29,13 +29,13 @@ PINNED_FILES = ("events.csv", "steps.csv", "summary.json")
 PINS: dict[tuple[str, int], dict[str, str]] = {
     ("flash-crash", 170): {
         "events.csv": "826c13145ae1faa837c918af7c5697f242c23af40690536146ee20beeeecd78c",
-        "steps.csv": "2126bd8abd090e7566eef495eea1a1c77c20c6fe2b43c47aea670c1b93298e48",
-        "summary.json": "af8c2441890ab13f6bdec9de870c48cc8e1903e21c61a5e3ac64c15edcd46f11",
+        "steps.csv": "ffcef0ef5985a88c4309cf38600ea84d07c543e37f3cf891a5cc65e56076faf0",
+        "summary.json": "e3f10ea528bfab0a6a374f243388dfc3dc3f49066570106488ea7941145a2766",
     },
     ("calm", 150): {
         "events.csv": "e6c08987a5f1c8a0e4a4393f5d406135cfd6fc8302d008d81e139a837382de76",
-        "steps.csv": "a7834bc045516dbec11259143f44e071469018fd41def81b340c3caedbecc865",
-        "summary.json": "d422d834c7be97ea6b649ce366b06e648e57648ae4efda3c67b72c94e0afe434",
+        "steps.csv": "2394ef9a120658656056306998e7bf0408e7f468222e1dbb963f4f612036f9c2",
+        "summary.json": "47438561c96d7fa439649edeed7ea185f3d6e9648581bfdb329df1f0cc0c29d5",
     },
 }
 
