@@ -2,6 +2,8 @@
 
     perpsim run SCENARIO [--seed N] [--steps N] [--backend revm|pyevm|rpc] [--rpc-url URL] [--out DIR]
                          [--attach DEPLOYMENT.json] [--defence NAME=VALUE ...]
+    perpsim sweep SCENARIO [--seeds N|A..B] [--grid KEY=V1,V2 ...] [--steps N] [--out DIR]
+                           [--executor local|ray] [--workers N] [--address ADDR] [--reports] [--resume]
     perpsim list [--top] [--markets] [--prices] [--oracle] [--agents] [--shocks] [--defences]
     perpsim validate FILE [FILE ...]
     perpsim compare RUN_A RUN_B
@@ -150,6 +152,34 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)
+
+
+@main.command("sweep")
+@click.argument("scenario")
+@click.option("--seeds", default="10", show_default=True, help="N (seeds 0 to N-1) or A..B (A to B, both included)")
+@click.option("--grid", multiple=True, metavar="KEY=V1,V2,...",
+              help="a scenario field and its values, e.g. 'markets.ETH.imf=0.05,0.1' (repeatable: the product)")
+@click.option("--steps", type=click.IntRange(1), help="override the number of steps")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="sweep directory (default: sweeps/<scenario>-<timestamp>)")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--workers", type=click.IntRange(1), help="worker processes (default: one per core; ray: the cluster's CPUs)")
+@click.option("--address", help="with --executor ray: join the Ray cluster at this address instead of starting one")
+@click.option("--reports/--no-reports", default=False, help="keep each run's directory and report under OUT/runs/")
+@click.option("--resume", is_flag=True, help="continue the sweep in --out, skipping the runs it has done")
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: on a terminal only)")
+def sweep_command(scenario: str, **options: Any) -> None:
+    """Run SCENARIO over seeds and a parameter grid; write runs.parquet, risk.parquet and sweep.html."""
+    from sim.sweep import SweepInputError, SweepInterrupted
+    from sim.sweep.command import main as sweep
+
+    try:
+        sweep(scenario, **options)
+    except SweepInputError as exc:
+        _fail(f"perpsim sweep: {exc}")
+    except SweepInterrupted as exc:
+        _fail(f"perpsim sweep: interrupted after {exc.result.ran} run(s); runs.parquet in {exc.result.out_dir} "
+              "holds every finished run: add --resume to continue", EXIT_INTERRUPTED)
 
 
 @main.command("list")
