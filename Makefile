@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/@foundry-rs/anvil-linux-a
 STAMP := $(VENV)/.installed
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: setup demo test compile bench fuzz devnet devnet-stop docs clean
+.PHONY: setup demo test compile bench bench-sweep fuzz devnet devnet-stop docs clean
 
 setup: $(STAMP) $(ANVIL)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "perpsim needs $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e ".[all]"
+	$(BIN)/python -m pip install --quiet -e ".[all]"  # every optional extra (pyproject's `all`), so tests skip nothing
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
@@ -38,7 +38,12 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.gas
+	$(BIN)/python -m benchmarks.sweep
 	$(BIN)/python -m benchmarks.throughput
+
+# Sweep throughput alone: runs/min on 1 and 2 workers (local, Ray) and the snapshot-reuse saving (a few minutes).
+bench-sweep: setup
+	$(BIN)/python -m benchmarks.sweep
 
 # A long hypothesis campaign over the stateful suite (tests/fuzz); `make test` runs the quick `ci` profile.
 fuzz: setup

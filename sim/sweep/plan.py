@@ -66,16 +66,14 @@ class GridPoint:
     protocol_key: str  # equal for points that deploy the same protocol: one deployment serves them
     max_leverage: float  # capital efficiency: the highest leverage a market allows (1 / initial margin)
     has_attacker: bool
+    label: str  # for tables and charts: "imf=0.1, deviation_guard=0"
 
     @classmethod
-    def of(cls, index: int, values: dict[str, Any], scenario: Scenario) -> GridPoint:
+    def of(cls, index: int, values: dict[str, Any], scenario: Scenario, short: dict[str, str]) -> GridPoint:
         config = scenario.protocol_config()
+        label = ", ".join(f"{short[k]}={_show(v)}" for k, v in values.items()) or "(no grid)"
         return cls(index, values, scenario, config.model_dump_json(), max(1.0 / m.imf for m in config.markets),
-                   any(ZOO[a.kind].role == "manipulator" for a in scenario.agents))
-
-    @property
-    def label(self) -> str:
-        return ", ".join(f"{k}={_show(v)}" for k, v in self.values.items()) or "(no grid)"
+                   any(ZOO[a.kind].role == "manipulator" for a in scenario.agents), label)
 
     @property
     def canonical(self) -> str:
@@ -275,6 +273,7 @@ def make_plan(path_or_name: str, *, seeds: Sequence[int], axes: Sequence[GridAxi
     base = _validate(table, path, label="")
     scenario_hash = _scenario_hash(base)
     points: list[GridPoint] = []
+    short = short_keys([axis.key for axis in axes])
     problems: dict[str, list[str]] = {}
     for index, combo in enumerate(itertools.product(*(axis.values for axis in axes))):
         values = {axis.key: value for axis, value in zip(axes, combo, strict=True)}
@@ -283,7 +282,7 @@ def make_plan(path_or_name: str, *, seeds: Sequence[int], axes: Sequence[GridAxi
             set_path(data, key, value)
         label = ", ".join(f"{k}={_show(v)}" for k, v in values.items())
         try:
-            points.append(GridPoint.of(index, values, _validate(data, path, label)))
+            points.append(GridPoint.of(index, values, _validate(data, path, label), short))
         except ScenarioError as exc:
             for line in str(exc).splitlines():
                 problems.setdefault(line, []).append(label)
@@ -301,6 +300,12 @@ def make_plan(path_or_name: str, *, seeds: Sequence[int], axes: Sequence[GridAxi
             tasks.append(RunTask(key, point.index, point.scenario.with_overrides(seed=seed), point.protocol_key, task_dir,
                                  reports))
     return SweepPlan(str(path), base.name, scenario_hash, base.steps, tuple(seeds), tuple(axes), tuple(points), tuple(tasks))
+
+
+def short_keys(keys: Sequence[str]) -> dict[str, str]:
+    """Each key's last part (`imf` for `markets.ETH.imf`), or the whole key where two share it."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {key: part if last.count(part) == 1 else key for key, part in zip(keys, last, strict=True)}
 
 
 def _validate(data: dict[str, Any], path: Path, label: str) -> Scenario:

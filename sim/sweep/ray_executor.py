@@ -42,6 +42,7 @@ class SweepActor:
 def start_local_ray(num_cpus: int) -> None:
     """A local Ray instance for a sweep: `num_cpus` CPUs, no dashboard, quiet logs."""
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a FutureWarning on every start
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local sweep sends nothing anywhere
     ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
              configure_logging=True)
 

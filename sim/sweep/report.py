@@ -122,8 +122,10 @@ def heatmaps(plan: SweepPlan, risk: Sequence[dict[str, Any]]) -> list[tuple[str,
         ax.set_yticks(range(len(ys)), [json.dumps(v) for v in ys])
         ax.set_xlabel(kx)
         ax.set_ylabel(ky)
+        middle = (np.nanmin(grid) + np.nanmax(grid)) / 2
         for (i, j), value in np.ndenumerate(grid):
-            ax.text(j, i, fmt(float(value)) if not np.isnan(value) else "-", ha="center", va="center", fontsize=8)
+            ax.text(j, i, fmt(float(value)) if not np.isnan(value) else "-", ha="center", va="center", fontsize=8,
+                    color="white" if not np.isnan(value) and value > middle else "black")
         fig.colorbar(image, ax=ax, label="VaR95 bad debt (USD)")
         others = [k for k in keys if k not in (kx, ky)]
         caption = f"VaR95 of bad debt over {kx} × {ky}" + (f" (worst over {', '.join(others)})" if others else "")
