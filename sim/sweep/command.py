@@ -18,12 +18,14 @@ import click
 
 from sim.sweep.executors import Executor, make_executor
 from sim.sweep.plan import SweepInputError, SweepPlan, make_plan, parse_grid, parse_seeds
-from sim.sweep.risk import FIGURES
 from sim.sweep.runner import Observer, SweepResult, run_sweep
 from sim.sweep.worker import COMPLETE, RunRecord
 
-TERMINAL_FIGURES = ("var95_bad_debt", "cvar95_bad_debt", "lar95_liquidations", "p_deficit", "p_attacker_profit",
-                    "insurance_drawdown_p95", "lp_pnl_p5", "trader_survival")
+TERMINAL_FIGURES = {  # risk.parquet column -> its short heading in the terminal's table
+    "var95_bad_debt": "VaR95 bad debt", "cvar95_bad_debt": "CVaR95 bad debt", "lar95_liquidations": "LaR95 liq.",
+    "p_deficit": "P(deficit)", "p_attacker_profit": "P(attack pays)", "insurance_drawdown_p95": "ins. drawdown p95 %",
+    "lp_pnl_p5": "LP PnL p5", "trader_survival": "survival",
+}
 
 
 class ProgressBar(Observer):
@@ -102,10 +104,10 @@ def outcome_line(result: SweepResult) -> str:
 
 
 def risk_text(risk: Sequence[dict[str, Any]]) -> str:
-    """The risk table's main figures as aligned text, one line per grid point."""
-    labels = {f.name: f.label for f in FIGURES}
+    """The risk table's main figures as aligned text, one line per grid point: each figure
+    with its bootstrap 95% interval (USD unless marked; sweep.html has them all)."""
     names = [n for n in TERMINAL_FIGURES if any(n in r for r in risk)]
-    header = ["grid point", "runs", *(labels[n] for n in names)]
+    header = ["grid point", "runs", *(TERMINAL_FIGURES[n] for n in names)]
     lines = [header]
     for row in risk:
         lines.append([row["point"], str(row["complete"]), *(_cell(row, n) for n in names)])
