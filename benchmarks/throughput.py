@@ -1,33 +1,57 @@
-"""Simulator throughput: wall time, agent transactions per second, and where the time goes.
+"""Simulator throughput: how close the step loop gets to the EVM's own speed, whether a step
+costs the same with many idle accounts, and whether memory stays flat over a long run.
 
-Runs a shipped scenario (calm by default) with its agent crowd scaled to `--agents` (the
-reporters, keepers and LPs stay as the scenario has them; the trader groups grow in
-proportion) for `--steps` steps, on each backend asked for, and prints:
+Every figure is a ratio of two things measured in the same run, so it holds on a noisy
+machine (the absolute times move with the machine's load; the ratios barely do):
 
-- wall time of the step loop (deployment and agent funding excluded, the recorder
-  included), and of the whole run;
-- agent transactions per second: transactions the agents sent (reverted ones included)
-  divided by the loop's wall time;
-- the share of the loop's wall time spent inside the backend's raw `transact_raw`,
-  `call_raw` and `deploy_raw` (the EVM and the backend's own state bookkeeping), against
-  Python overhead (agents, engine, facade, recorder).
+- `floor_ratio`: the raw EVM time of the run's agent transactions, replayed through pyrevm
+  (only the time inside pyrevm's `message_call`, each transaction from the same state as in
+  the run), divided by the step loop's wall time. 1.0 would mean the loop does nothing but
+  execute the agents' transactions; what is left is views, the backend's bookkeeping, agents,
+  engine and recorder.
+- `overhead_per_tx`: the revm backend's `transact_raw` time over that raw EVM time, for the
+  same transactions: what finalising a transaction (state into the database, logs decoded)
+  adds to executing it.
+- `idle_ratio`: ms per step with 1,000 idle accounts holding positions over ms per step with
+  none (calm as shipped): whether a step's cost grows with accounts that do nothing.
+- agent tx/s: transactions the agents sent (reverted ones included) over the loop's time.
+- peak RSS of a whole run of calm as shipped at 2,000 and at 20,000 steps (each in its own
+  process) and their ratio: whether memory grows with the length of a run.
 
-Not a test. `python -m benchmarks.throughput` runs calm at 100 agents x 1,000 steps on
-revm and pyevm (pyevm takes several minutes); `--steps 200 --agents 50 --backend revm`
-runs a smaller one.
+Not a test. `python -m benchmarks.throughput` (what `make bench` runs) measures calm at 100
+agents x 1,000 steps on revm and pyevm, the idle ratio at 300 steps and the two RSS runs;
+the pyevm run alone takes about half an hour. While iterating: `--pyevm-steps 50` shortens
+the pyevm run, `--skip idle rss` leaves parts out, `--backend revm` runs only revm.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from sim.chain import Chain, Reverted, make_chain
+from sim.chain.revm import RevmChain
 from sim.engine import run_scenario
+from sim.protocol import Protocol, ProtocolConfig
 from sim.scenario import AgentSpec, Scenario, load_scenario
 
-TARGETS = {"revm": "agent tx/s >= 1,000", "pyevm": "EVM share >= 75%"}
+TARGETS = {
+    "floor_ratio": ">= 0.35",
+    "overhead_per_tx": "<= 1.5",
+    "idle_ratio": "<= 1.25",
+    "rss_ratio": "<= 1.2",
+}
+IDLE_ACCOUNTS = 1_000
+IDLE_STEPS = 300
+RSS_STEPS = (2_000, 20_000)
 
 
 def scale_agents(scenario: Scenario, total: int) -> Scenario:
@@ -49,15 +73,210 @@ def scale_agents(scenario: Scenario, total: int) -> Scenario:
     return scenario.model_copy(update={"agents": agents})
 
 
-def measure(scenario: Scenario, backend: str) -> dict[str, float]:
+# ---------------------------------------------------------------------------------------
+# Recording what reaches the chain, and replaying it
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChainTape:
+    """Every state-changing operation a run sent to its chain, in order, so that it can be
+    replayed on a fresh chain; and the time `transact_raw` took for the step loop's."""
+
+    ops: list[tuple[Any, ...]] = field(default_factory=list)
+    loop_started: bool = False
+    loop_transact_seconds: float = 0.0
+
+    def install(self, chain: Chain) -> None:
+        """Wrap the chain's state-changing methods (before the engine wraps them in turn)."""
+        new_account, deploy, transact = chain.new_account, chain.deploy_raw, chain.transact_raw
+        mine, set_timestamp, revert = chain.mine, chain.set_timestamp, chain.revert
+        clock = time.perf_counter
+
+        def new_account_(label: str, eth: int = 10**21) -> str:
+            self.ops.append(("account", label, eth))
+            return new_account(label, eth)
+
+        def deploy_(sender: str, initcode: bytes, abi: Any = None) -> tuple[str, int]:
+            self.ops.append(("deploy", sender, initcode))
+            return deploy(sender, initcode, abi)
+
+        def transact_(sender: str, to: str, data: bytes, value: int = 0) -> Any:
+            ok, start = True, clock()
+            try:
+                return transact(sender, to, data, value)
+            except Reverted:
+                ok = False
+                raise
+            finally:
+                if self.loop_started:
+                    self.loop_transact_seconds += clock() - start
+                self.ops.append(("tx", sender, to, data, value, ok, self.loop_started))
+
+        def mine_(seconds: int = 0) -> None:
+            self.loop_started = True  # the engine's first step mines first; setup never mines
+            self.ops.append(("mine", seconds))
+            mine(seconds)
+
+        def set_timestamp_(timestamp: int) -> None:
+            self.ops.append(("set_timestamp", timestamp))
+            set_timestamp(timestamp)
+
+        def revert_(snapshot: Any) -> None:
+            raise RuntimeError("the throughput benchmark cannot replay a run that reverts to a snapshot")
+
+        chain.new_account, chain.deploy_raw, chain.transact_raw = new_account_, deploy_, transact_  # type: ignore[method-assign]
+        chain.mine, chain.set_timestamp, chain.revert = mine_, set_timestamp_, revert_  # type: ignore[method-assign]
+
+
+class _TimedEVM:
+    """A pyrevm EVM whose `message_call` time is added up while `timing` is set."""
+
+    def __init__(self, evm: Any) -> None:
+        self._evm = evm
+        self.timing = False
+        self.seconds = 0.0
+
+    def message_call(self, *args: Any, **kw: Any) -> Any:
+        if not self.timing:
+            return self._evm.message_call(*args, **kw)
+        start = time.perf_counter()
+        try:
+            return self._evm.message_call(*args, **kw)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._evm, name)
+
+
+@dataclass(frozen=True)
+class Replay:
+    raw_seconds: float  # inside pyrevm's message_call, the step loop's transactions only
+    transactions: int
+    mismatches: int  # transactions whose success differs from the run's (should be 0)
+
+
+def replay(tape: ChainTape) -> Replay:
+    """Run the tape on a fresh revm chain, timing only pyrevm's execution of the loop's
+    transactions. Each one starts from the state it had in the run (same deployments,
+    transactions, blocks and timestamps before it), cold, as on a real chain."""
+    chain = RevmChain()
+    timed = _TimedEVM(chain._evm)
+    chain._evm = timed  # type: ignore[assignment]
+    transactions = mismatches = 0
+    for op in tape.ops:
+        kind = op[0]
+        if kind == "account":
+            chain.new_account(op[1], op[2])
+        elif kind == "deploy":
+            chain.deploy_raw(op[1], op[2])
+        elif kind == "mine":
+            chain.mine(op[1])
+        elif kind == "set_timestamp":
+            chain.set_timestamp(op[1])
+        else:
+            _, sender, to, data, value, ok, in_loop = op
+            timed.timing = in_loop
+            try:
+                chain.transact_raw(sender, to, data, value)
+                replayed_ok = True
+            except Reverted:
+                replayed_ok = False
+            timed.timing = False
+            transactions += in_loop
+            mismatches += replayed_ok != ok
+    return Replay(timed.seconds, transactions, mismatches)
+
+
+# ---------------------------------------------------------------------------------------
+# The measurements
+# ---------------------------------------------------------------------------------------
+
+
+def run_loop(scenario: Scenario, backend: str, protocol_factory: Any = None, tape: ChainTape | None = None) -> Any:
+    """Run `scenario` without a report into a temporary directory; its RunStats."""
+    chain = make_chain(backend)
+    if tape is not None:
+        tape.install(chain)
     with tempfile.TemporaryDirectory(prefix="perpsim-bench-") as tmp:
-        result = run_scenario(scenario, backend=backend, out_dir=Path(tmp) / "run", report=False, progress=False)
-    s = result.stats
+        result = run_scenario(scenario, out_dir=Path(tmp) / "run", report=False, progress=False, chain=chain,
+                              protocol_factory=protocol_factory)
+    return result.stats
+
+
+def measure_revm(scenario: Scenario) -> dict[str, float]:
+    """The loop on revm, then its transactions replayed: agent tx/s, floor_ratio, overhead_per_tx."""
+    tape = ChainTape()
+    stats = run_loop(scenario, "revm", tape=tape)
+    raw = replay(tape)
     return {
-        "loop_seconds": s.loop_seconds, "wall_seconds": s.wall_seconds, "transactions": s.agent_transactions,
-        "reverts": s.agent_reverts, "tx_per_second": s.transactions_per_second, "evm_share": s.evm_share,
-        "calls": s.loop_calls,
+        "loop_seconds": stats.loop_seconds, "transactions": stats.agent_transactions, "reverts": stats.agent_reverts,
+        "tx_per_second": stats.transactions_per_second, "views": stats.loop_calls,
+        "ms_per_step": 1000 * stats.loop_seconds / scenario.steps,
+        "raw_seconds": raw.raw_seconds, "replayed": raw.transactions, "mismatches": raw.mismatches,
+        "floor_ratio": raw.raw_seconds / stats.loop_seconds,
+        "overhead_per_tx": tape.loop_transact_seconds / raw.raw_seconds,
     }
+
+
+def measure_pyevm(scenario: Scenario) -> dict[str, float]:
+    stats = run_loop(scenario, "pyevm")
+    return {"loop_seconds": stats.loop_seconds, "transactions": stats.agent_transactions,
+            "reverts": stats.agent_reverts, "tx_per_second": stats.transactions_per_second,
+            "views": stats.loop_calls, "ms_per_step": 1000 * stats.loop_seconds / scenario.steps,
+            "evm_share": stats.evm_share}
+
+
+def with_idle_accounts(count: int) -> Any:
+    """A protocol factory: deploy, then `count` accounts each open a small position (long and
+    short in turn, 2x leverage, so the market's skew stays put) and never act again."""
+
+    def factory(chain: Chain, config: ProtocolConfig) -> Protocol:
+        protocol = Protocol.deploy(chain, config)
+        market = config.markets[0]
+        size = 1_000.0 / market.initial_price  # $1,000 of notional on $500 of collateral
+        for i in range(count):
+            account = chain.new_account(f"idle-{i}")
+            protocol.mint(account, 500.0)
+            protocol.deposit(account, 500.0)
+            protocol.trade(account, market.name, size if i % 2 == 0 else -size)
+        return protocol
+
+    return factory
+
+
+def measure_idle(steps: int) -> dict[str, float]:
+    """ms/step of calm as shipped, without and with IDLE_ACCOUNTS idle position holders."""
+    scenario = load_scenario("calm").with_overrides(steps=steps)
+    bare = run_loop(scenario, "revm")
+    idle = run_loop(scenario, "revm", protocol_factory=with_idle_accounts(IDLE_ACCOUNTS))
+    bare_ms, idle_ms = 1000 * bare.loop_seconds / steps, 1000 * idle.loop_seconds / steps
+    return {"bare_ms": bare_ms, "idle_ms": idle_ms, "idle_ratio": idle_ms / bare_ms}
+
+
+def peak_rss_mb(steps: int) -> float:
+    """Peak resident memory (MB) of a whole run of calm as shipped, in its own process."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--rss-child", str(steps)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def rss_child(steps: int) -> None:
+    run_loop(load_scenario("calm").with_overrides(steps=steps), "revm")
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+# ---------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------
+
+
+def _verdict(name: str, value: float) -> str:
+    target = TARGETS[name]
+    bound = float(target.split()[1])
+    met = value >= bound if target.startswith(">=") else value <= bound
+    return f"target {target}: {'met' if met else 'NOT met'}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,16 +286,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--backend", action="append", choices=("revm", "pyevm"),
                         help="repeat for several; default: revm and pyevm")
+    parser.add_argument("--pyevm-steps", type=int, default=None,
+                        help="steps of the pyevm run (default: --steps; it takes ~1.5 s a step)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("idle", "rss"), help="parts to leave out")
+    parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rss_child is not None:
+        rss_child(args.rss_child)
+        return 0
+
     scenario = scale_agents(load_scenario(args.scenario).with_overrides(steps=args.steps), args.agents)
-    print(f"throughput: {scenario.name}, {sum(a.count for a in scenario.agents)} agents x {scenario.steps} steps")
-    print(f"{'backend':<8} {'loop s':>9} {'run s':>9} {'agent tx':>9} {'reverts':>8} {'tx/s':>8} "
-          f"{'views':>8} {'in EVM':>7} {'Python':>7}  target")
+    agents = sum(a.count for a in scenario.agents)
     for backend in args.backend or ["revm", "pyevm"]:
-        m = measure(scenario, backend)
-        print(f"{backend:<8} {m['loop_seconds']:>9.1f} {m['wall_seconds']:>9.1f} {m['transactions']:>9,} "
-              f"{m['reverts']:>8,} {m['tx_per_second']:>8,.0f} {m['calls']:>8,} {m['evm_share']:>7.1%} "
-              f"{1 - m['evm_share']:>7.1%}  {TARGETS[backend]}", flush=True)
+        if backend == "revm":
+            m = measure_revm(scenario)
+            print(f"revm: {scenario.name}, {agents} agents x {scenario.steps} steps", flush=True)
+            print(f"  loop {m['loop_seconds']:.1f} s, {m['ms_per_step']:.1f} ms/step, {m['transactions']:,} agent tx "
+                  f"({m['reverts']:,} reverted), {m['views']:,} views")
+            print(f"  agent tx/s        {m['tx_per_second']:>8,.0f}")
+            print(f"  floor_ratio       {m['floor_ratio']:>8.3f}   raw EVM {m['raw_seconds']:.1f} s for "
+                  f"{m['replayed']:,} replayed tx ({m['mismatches']} mismatched); {_verdict('floor_ratio', m['floor_ratio'])}")
+            print(f"  overhead_per_tx   {m['overhead_per_tx']:>8.2f}   {_verdict('overhead_per_tx', m['overhead_per_tx'])}",
+                  flush=True)
+        else:
+            steps = args.pyevm_steps or args.steps
+            m = measure_pyevm(scenario.with_overrides(steps=steps))
+            print(f"pyevm: {scenario.name}, {agents} agents x {steps} steps", flush=True)
+            print(f"  loop {m['loop_seconds']:.1f} s, {m['ms_per_step']:.1f} ms/step, {m['transactions']:,} agent tx "
+                  f"({m['reverts']:,} reverted), {m['views']:,} views, {m['evm_share']:.0%} inside the backend")
+            print(f"  agent tx/s        {m['tx_per_second']:>8,.1f}", flush=True)
+    if "idle" not in args.skip:
+        m = measure_idle(IDLE_STEPS)
+        print(f"idle: calm as shipped x {IDLE_STEPS} steps, revm")
+        print(f"  idle_ratio        {m['idle_ratio']:>8.2f}   {m['bare_ms']:.1f} ms/step bare, {m['idle_ms']:.1f} ms/step "
+              f"with {IDLE_ACCOUNTS:,} idle position holders; {_verdict('idle_ratio', m['idle_ratio'])}", flush=True)
+    if "rss" not in args.skip:
+        small, large = (peak_rss_mb(steps) for steps in RSS_STEPS)
+        print(f"memory: calm as shipped, revm, each run in its own process")
+        print(f"  peak RSS          {small:,.0f} MB at {RSS_STEPS[0]:,} steps, {large:,.0f} MB at {RSS_STEPS[1]:,} steps")
+        print(f"  rss_ratio         {large / small:>8.2f}   {_verdict('rss_ratio', large / small)}", flush=True)
     return 0
 
 

@@ -140,7 +140,7 @@ def _topic_decoder(typ: str) -> Callable[[bytes], Any]:
 class AbiEvent:
     """One non-anonymous ABI event, decodable from (topics, data)."""
 
-    __slots__ = ("name", "signature", "topic0", "_fields", "_data_decode")
+    __slots__ = ("name", "signature", "topic0", "_fields", "_data_decode", "_fast")
 
     def __init__(self, entry: dict[str, Any]) -> None:
         self.name: str = entry["name"]
@@ -162,9 +162,15 @@ class AbiEvent:
                 data_types.append(typ)
         self._fields = fields
         self._data_decode = _tuple_decoder(tuple(data_types))
+        self._fast = _static_event_decoder(inputs, types)
 
     def decode(self, topics: list[bytes], data: bytes) -> dict[str, Any]:
         """The event's fields by name; raises ValueError if the log does not fit the ABI."""
+        if self._fast is not None:
+            try:
+                return self._fast(topics, data)
+            except static_abi.NotStatic:
+                pass  # the general path below decodes it, or says what is wrong
         try:
             data_values = iter(self._data_decode(data))
             topic_values = iter(topics[1:])
@@ -178,6 +184,45 @@ class AbiEvent:
             return args
         except (DecodingError, StopIteration) as exc:
             raise ValueError(f"log does not match event {self.signature}: {exc!r}") from exc
+
+
+def _static_event_decoder(inputs: list[dict[str, Any]], types: list[str]) -> Callable[[list[bytes], bytes], dict[str, Any]] | None:
+    """A decoder of an event whose fields are all static value types (almost every event
+    perpsim's contracts log), built once: each field read straight from its topic or its
+    data word by static_abi's codecs. None when a field needs eth_abi. It raises
+    static_abi.NotStatic on anything it does not handle exactly, as static_abi does."""
+    names = [p["name"] for p in inputs]
+    indexed = [bool(p.get("indexed")) for p in inputs]
+    data_types = tuple(t for t, i in zip(types, indexed) if not i)
+    data_codec = static_abi.static_tuple_decoder(data_types, checksum_address)
+    topic_codecs = [static_abi.static_tuple_decoder((t,), checksum_address) for t, i in zip(types, indexed) if i]
+    if data_codec is None or any(c is None for c in topic_codecs):
+        return None
+    data_decode, data_size = data_codec
+    topic_decoders = [c[0] for c in topic_codecs]  # type: ignore[index]
+    n_topics = len(topic_decoders) + 1
+    # where each field comes from, in declaration order: the k-th topic value or data value
+    order = []
+    topic_k = data_k = 0
+    for is_indexed in indexed:
+        if is_indexed:
+            order.append(topic_k)
+            topic_k += 1
+        else:
+            order.append(len(topic_decoders) + data_k)
+            data_k += 1
+    in_order = order == list(range(len(order)))
+
+    def decode(topics: list[bytes], data: bytes) -> dict[str, Any]:
+        if len(topics) != n_topics or len(data) != data_size:
+            raise static_abi.NotStatic
+        values = [dec(bytes(topic), 0)[0] for dec, topic in zip(topic_decoders, topics[1:])]
+        values += data_decode(bytes(data), 0)
+        if not in_order:
+            values = [values[i] for i in order]
+        return dict(zip(names, values))
+
+    return decode
 
 
 class AbiTable:

@@ -13,6 +13,16 @@ has sent a call. So this backend finalises each transaction itself:
    of the journal: the only place pyrevm exposes them), the checkpoint is reverted (so
    nothing stays warm), and the changes are written to the database. The sender's nonce is
    bumped as a real transaction would.
+
+   The dump is the backend's main cost, so it is kept small and read sparingly: before it
+   is taken, each contract account in the journal gets its info replaced by the same info
+   without code (the revert drops the account anyway), which takes the contracts' bytecode
+   (tens of KB of hex) out of it; and of the dump only the journal's entries for storage
+   writes are read (`StorageChange ... had_value: Some(..)`, found with `str.find`: a regex
+   over 78-digit slot numbers backtracks at every digit), the values after them coming from
+   `storage()`. The database takes a storage write only for an account outside the journal,
+   and loads the account into it on the way, so slots are written in rounds of one slot per
+   account, each round under a checkpoint whose revert unloads them again.
 3. While a snapshot is held, every database write is recorded in an undo log;
    `snapshot()`/`revert()` are positions in that log, plus the clock and the event history.
    Snapshots are held weakly, so a long run that keeps none keeps no log.
@@ -61,10 +71,11 @@ _ANALYSIS_PADDING = 33  # revm pads analysed bytecode with 33 zero bytes
 
 # revm 8's Debug format of JournaledState (pinned through pyrevm==0.3.7)
 _ACCOUNT_MARK = ": Account { info: "
-_STORAGE_MARK = "}, storage: {"
 _STATUS_MARK = "}, status: AccountStatus("
 _STATE_END_MARK = "}, transient_storage: "
-_SLOT = re.compile(r"(\d+): StorageSlot \{ previous_or_original_value: (\d+), present_value: (\d+) \}")
+_JOURNAL_MARK = ", journal: ["
+_KEY_MARK = ", key: "
+_WRITE_MARK = ", had_value: Some("
 # revm 8's Debug format of execution failures
 _REVERT = re.compile(r"Revert \{ gas_used: (\d+), output: 0x([0-9a-fA-F]*) \}")
 _HALT = re.compile(r"Halt \{ reason: (.*), gas_used: (\d+) \}")
@@ -97,38 +108,41 @@ class _Snapshot:
     events_length: int
 
 
-@dataclass(frozen=True)
-class _JournalAccount:
-    """What one transaction did to one account, parsed from the journal dump."""
+def written_slots(text: str) -> dict[tuple[str, int], int]:
+    """The storage slots a transaction wrote, from revm's Debug dump of its journaled state:
+    {(lowercase address, slot): value before the transaction}, in the order first written.
 
-    address: str  # lowercase hex
-    slots: list[tuple[int, int, int]]  # (slot, value before, value after), changed ones only
-    destroyed: bool
-
-
-def parse_journal(text: str) -> list[_JournalAccount]:
-    """The storage changes and self-destructs in revm's Debug dump of its journaled state."""
-    end = text.find(_STATE_END_MARK)
-    if end < 0:
+    Each SSTORE to a warm slot leaves `StorageChange { address: A, key: K, had_value: Some(V) }`
+    in the journal (a cold load leaves `had_value: None`), V being the value it replaced; so
+    the first such entry of a slot holds its value before the transaction. Reading only these
+    entries, with `str.find`, skips the dump's far longer list of every slot the transaction
+    read; the values after come from the EVM (`storage`)."""
+    written: dict[tuple[str, int], int] = {}
+    pos = text.find(_WRITE_MARK)
+    if pos < 0 and (_STATE_END_MARK not in text or _JOURNAL_MARK not in text):
         raise ChainError("revm: unrecognised journal format (is pyrevm 0.3.7 installed?)")
-    accounts: list[_JournalAccount] = []
-    pos = text.find(_ACCOUNT_MARK, 0, end)
     while pos >= 0:
-        address = text[pos - 42 : pos].lower()
-        storage_start = text.find(_STORAGE_MARK, pos, end) + len(_STORAGE_MARK)
-        status_start = text.find(_STATUS_MARK, storage_start, end)
-        status_end = text.find(")", status_start)
-        if storage_start < len(_STORAGE_MARK) or status_start < 0 or status_end < 0:
-            raise ChainError(f"revm: unrecognised journal format near account {address}")
-        slots = [
-            (int(k), int(old), int(new))
-            for k, old, new in _SLOT.findall(text, storage_start, status_start)
-            if old != new
-        ]
-        destroyed = "SelfDestructed" in text[status_start:status_end]
-        accounts.append(_JournalAccount(address, slots, destroyed))
-        pos = text.find(_ACCOUNT_MARK, status_end, end)
-    return accounts
+        key_start = text.rfind(_KEY_MARK, 0, pos) + len(_KEY_MARK)
+        address = text[key_start - len(_KEY_MARK) - 42 : key_start - len(_KEY_MARK)]
+        value_start = pos + len(_WRITE_MARK)
+        value_end = text.find(")", value_start)
+        if key_start < len(_KEY_MARK) or not address.startswith("0x") or value_end < 0:
+            raise ChainError(f"revm: unrecognised journal entry near {text[max(pos - 160, 0) : pos + 40]!r}")
+        written.setdefault((address.lower(), int(text[key_start:pos])), int(text[value_start:value_end]))
+        pos = text.find(_WRITE_MARK, value_end)
+    return written
+
+
+def destroyed_accounts(text: str) -> set[str]:
+    """Lowercase addresses of the accounts the dump's state marks SelfDestructed."""
+    end = text.find(_STATE_END_MARK)
+    chunks = text[:end].split(_ACCOUNT_MARK)  # chunk i ends with account i's address, i + 1 holds its body
+    destroyed = set()
+    for i in range(1, len(chunks)):
+        status = chunks[i][chunks[i].find(_STATUS_MARK) :]
+        if "SelfDestructed" in status[: status.find(")")]:
+            destroyed.add(chunks[i - 1][-42:].lower())
+    return destroyed
 
 
 def _runtime_code(code: bytes | None, code_hash: bytes) -> bytes | None:
@@ -174,6 +188,7 @@ class RevmChain(Chain):
         self._events: list[Event] = []
         self._decoder = EventDecoder()
         self._snapshots = SnapshotRegistry()
+        self._codeless: dict[tuple[bytes, int, int], AccountInfo] = {}  # see _strip_code
 
     # -- accounts ------------------------------------------------------------
     def new_account(self, label: str, eth: int = 10**21) -> str:
@@ -310,33 +325,46 @@ class RevmChain(Chain):
         """Move a successful transaction's changes from revm's journal into its database."""
         evm = self._evm
         infos = evm.journal_state
-        journal = parse_journal(evm.journal_str)
+        self._strip_code(infos)
+        text = evm.journal_str
+        written = written_slots(text)
+        destroyed = destroyed_accounts(text) if "SelfDestructed" in text else set()
+        writes = [(address, slot, evm.storage(address, slot)) for address, slot in written if address not in destroyed]
         self._discard(checkpoint)
-        if len(journal) != len(infos):
-            raise ChainError(f"revm: parsed {len(journal)} accounts from the journal, expected {len(infos)}")
-        destroyed = {a.address for a in journal if a.destroyed}
         for address, info in infos.items():
             key = address.lower()
             before = self._accounts.get(key, _EMPTY_ACCOUNT)
             if key in destroyed:
-                after = _EMPTY_ACCOUNT
-            else:
-                nonce = info.nonce + 1 if key == caller_nonce_of else info.nonce
-                code_hash = bytes(info.code_hash or _EMPTY_CODE_HASH)
-                code = before.code if code_hash == before.code_hash else _runtime_code(info.code, code_hash)
-                after = _Account(info.balance, nonce, code_hash, code)
-            if after != before:
-                self._put_account(key, after)
-        writes: list[tuple[str, int, int]] = []
-        undo = self._snapshots.any_live()
-        for account in journal:
-            if account.address in destroyed:
+                if before != _EMPTY_ACCOUNT:
+                    self._put_account(key, _EMPTY_ACCOUNT)
                 continue
-            for slot, old, new in account.slots:
-                if undo:
-                    self._undo.append(("slot", account.address, slot, old))
-                writes.append((account.address, slot, new))
+            balance = info.balance
+            nonce = info.nonce + 1 if key == caller_nonce_of else info.nonce
+            code_hash = info.code_hash
+            if balance == before.balance and nonce == before.nonce and code_hash == before.code_hash:
+                continue  # most accounts a transaction touches: only storage changed
+            code = before.code if code_hash == before.code_hash else _runtime_code(info.code, code_hash)
+            self._put_account(key, _Account(balance, nonce, code_hash, code))
+        writes = [w for w in writes if w[2] != written[w[0], w[1]]]  # written back to its old value: no change
+        if self._snapshots.any_live():
+            self._undo += [("slot", address, slot, written[address, slot]) for address, slot, _ in writes]
         self._store_slots(writes)
+
+    def _strip_code(self, infos: dict[str, AccountInfo]) -> None:
+        """Replace the info of each contract account in the journal by the same info without
+        its code, so the journal's Debug dump leaves the bytecode out (see the module doc).
+        Balance and nonce are kept, as reverting a transfer or a nonce bump adjusts them."""
+        evm = self._evm
+        for address, info in infos.items():
+            code_hash = info.code_hash
+            if code_hash == _EMPTY_CODE_HASH:
+                continue
+            key = (code_hash, info.balance, info.nonce)
+            codeless = self._codeless.get(key)
+            if codeless is None:
+                codeless = self._codeless[key] = AccountInfo(  # type: ignore[call-arg]
+                    balance=info.balance, nonce=info.nonce, code_hash=code_hash)
+            evm.insert_account_info(address, codeless)
 
     def _put_account(self, key: str, account: _Account) -> None:
         if self._snapshots.any_live():  # the undo log only grows while a snapshot is held
@@ -355,10 +383,20 @@ class RevmChain(Chain):
         """Write storage slots to the database, in order.
 
         pyrevm's insert_account_storage writes to the database only while the account is not
-        in the journal, and loads it into the journal on the way; so each write gets its own
-        checkpoint, whose revert unloads the account again."""
+        in the journal, and loads it into the journal on the way; so writes go in rounds, each
+        taking at most one slot per account under a checkpoint whose revert unloads them.
+        Writes to one account keep their order (a later round takes the later ones)."""
         evm = self._evm
-        for address, slot, value in writes:
+        while writes:
+            later: list[tuple[str, int, int]] = []
+            loaded: set[str] = set()
             checkpoint = evm.snapshot()
-            evm.insert_account_storage(address, slot, value)
+            for write in writes:
+                address = write[0]
+                if address in loaded:
+                    later.append(write)
+                else:
+                    loaded.add(address)
+                    evm.insert_account_storage(address, write[1], write[2])
             evm.revert(checkpoint)
+            writes = later

@@ -191,3 +191,10 @@ def tuple_decoder(types: tuple[str, ...], fallback: Callable[[bytes], tuple[Any,
             return fallback(data)
 
     return decode
+
+
+def static_tuple_decoder(types: tuple[str, ...], checksum: Callable[[bytes], str]) -> tuple[Decode, int] | None:
+    """The fast decoder `(data, offset) -> tuple` of a tuple of static value types and its size
+    in bytes, with no fallback (it raises NotStatic), or None if the types are not all static."""
+    codec = _tuple_codec(types, checksum)
+    return None if codec is None else (codec[1], codec[2])
