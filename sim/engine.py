@@ -36,7 +36,6 @@ import numpy as np
 
 from sim.agents import ZOO, Action, Agent, AgentIdentity, Outcome, StepContext, World
 from sim.agents.base import BribeReporters
-from sim.agents.keepers import LiquidationScanner
 from sim.chain import CHAIN_ID, Chain, ChainError, Reverted, make_chain
 from sim.prices import CorrelatedAssets, PriceProcess, Replay
 from sim.protocol import Protocol, ProtocolConfig
@@ -214,7 +213,6 @@ class Simulation:
         self.world = World()
         self.bribes: list[Bribe] = []
         self.ctx = StepContext(self.protocol, self.world, scenario.step_seconds)
-        self.ctx.scanner = LiquidationScanner(self.protocol)
         self.agents = self._build_agents()
         self.reporters = [a for a in self.agents if a.phase == "reporter"]
         self.traders = [a for a in self.agents if a.phase == "trader"]

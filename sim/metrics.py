@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol as Interface, TypeVar
 
 from sim.chain.base import Event
-from sim.protocol import Protocol
+from sim.protocol import MarketReading, Protocol
 from sim.units import from_usdc, from_wad
 
 STEPS_FILE = "steps.csv"
@@ -100,31 +100,33 @@ class RecordedEvent:
 
 class StepView:
     """What step metrics read: the chain as the keepers left it, this step's events, and the
-    engine's true prices. Views used by several metrics are read once per step."""
+    engine's true prices. Each market's views are read once per step (`reading`)."""
 
     def __init__(self, protocol: Protocol, step: int, true_prices: Mapping[str, float],
                  events: list[RecordedEvent], liquidatable: list[Subaccount],
-                 delays: list[int] | None = None) -> None:
+                 delays: list[int] | None = None, readings: Mapping[str, MarketReading] | None = None) -> None:
         self.protocol = protocol
         self.step = step
         self.true_prices = true_prices
         self.events = events
         self.liquidatable = liquidatable
         self.delays = delays or []  # blocks each account liquidated this step waited (see Recorder)
-        self._cache: dict[tuple[str, Any], Any] = {}
+        self.readings: dict[str, MarketReading] = dict(readings or {})
 
-    def _memo(self, key: tuple[str, Any], read: Callable[[], Any]) -> Any:
-        if key not in self._cache:
-            self._cache[key] = read()
-        return self._cache[key]
+    def reading(self, market: str) -> MarketReading:
+        """The market's views as the keepers left them (1e18 fixed point), read once."""
+        if market not in self.readings:
+            self.readings[market] = self.protocol.read_market(market)
+        return self.readings[market]
 
     def index(self, market: str) -> tuple[float, bool]:
         """(index price USD, whether the oracle feed is valid)."""
-        return self._memo(("index", market), lambda: self.protocol.index_price(market))
+        reading = self.reading(market)
+        return from_wad(reading.index_price), reading.valid
 
     def market_state(self, market: str) -> dict[str, Any]:
         """The Exchange's `market_states` struct, raw (1e18 fixed point)."""
-        return self._memo(("state", market), lambda: self.protocol.market_state(market))
+        return self.reading(market).state_fields()
 
     def events_in(self, market: str, *names: str) -> list[RecordedEvent]:
         """This step's events called one of `names` that are about `market`."""
@@ -212,13 +214,13 @@ def oracle_valid(view: StepView, market: str) -> bool:
 @STEP_METRICS.metric("mark_price")
 def mark_price(view: StepView, market: str) -> float:
     """Mark price in the market's mode (USD)."""
-    return view.protocol.mark_price(market)
+    return from_wad(view.reading(market).mark_price)
 
 
 @STEP_METRICS.metric("funding_rate_per_day")
 def funding_rate_per_day(view: StepView, market: str) -> float:
     """Current funding rate, fraction per day; positive: longs pay shorts."""
-    return view.protocol.funding_rate(market)
+    return from_wad(view.reading(market).funding_rate)
 
 
 @STEP_METRICS.metric("cumulative_funding")
@@ -829,9 +831,10 @@ class Recorder:
         if self.finished:
             raise RuntimeError(f"record_step({step}) after finish(): the recorder of {self.run_dir} is closed")
         events = self._read_events(step)
-        liquidatable = self.protocol.liquidatable_accounts()
+        readings = {market: self.protocol.read_market(market) for market in self.markets}
+        liquidatable = self.protocol.liquidatable_accounts({r.market: r for r in readings.values()})
         delays = self._track_liquidation_delays(events, liquidatable)
-        view = StepView(self.protocol, step, true_prices, events, liquidatable, delays)
+        view = StepView(self.protocol, step, true_prices, events, liquidatable, delays, readings)
         rows = self.collector.collect(view, self.markets, self.protocol.chain.block_number, self.protocol.chain.timestamp)
         self._write_events(events)
         self._steps_file.write("".join(csv_line(row.values()) for row in rows))

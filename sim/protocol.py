@@ -9,7 +9,9 @@ re-derived in Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -311,8 +313,7 @@ class Protocol:
         self.market_ids = {m.name: i for i, m in enumerate(config.markets)}
         self.reporters = [chain.new_account(reporter_role(i)) for i in range(config.reporters)]
         self._approved: set[tuple[str, str]] = set()
-        self._event_cursor = 0
-        self._open_positions: dict[tuple[str, int], set[int]] = {}
+        self.index = PositionIndex(self)  # the off-chain index (end of this module)
 
     # ------------------------------------------------------------------ deploy
     @classmethod
@@ -356,13 +357,12 @@ class Protocol:
 
     def snapshot(self) -> tuple:
         """Chain state and the facade's caches, to return to with `revert`."""
-        return (self.chain.snapshot(), set(self._approved), self._event_cursor,
-                {k: set(v) for k, v in self._open_positions.items()})
+        return (self.chain.snapshot(), set(self._approved), self.index.copy())
 
     def revert(self, snapshot: tuple) -> None:
-        chain_snapshot, approved, cursor, open_positions = snapshot
+        chain_snapshot, approved, index = snapshot
         self.chain.revert(chain_snapshot)
-        self._approved, self._event_cursor, self._open_positions = set(approved), cursor, open_positions
+        self._approved, self.index = set(approved), index.copy()
 
     def addresses(self) -> dict[str, str]:
         return {name: c.address for name, c in self.contracts.items()}
@@ -560,9 +560,7 @@ class Protocol:
         return from_wad(self.exchange.call("fill_price", self.market(market), to_wad(size)))
 
     def market_state(self, market: str | int) -> dict[str, Any]:
-        names = ("oi_long", "oi_short", "sum_cost", "sum_funding_entry", "cumulative_funding", "funding_rate",
-                 "premium_ema", "last_update", "deficit", "paused", "reduce_only")
-        return dict(zip(names, self.exchange.call("market_states", self.market(market))))
+        return dict(zip(MARKET_STATE_FIELDS, self.exchange.call("market_states", self.market(market))))
 
     def open_interest(self, market: str | int) -> tuple[float, float]:
         s = self.market_state(market)
@@ -584,52 +582,304 @@ class Protocol:
         return from_usdc(self.usdc.call("balanceOf", account))
 
     # ------------------------------------------------------------------ off-chain indexes
-    def _sync_open_positions(self) -> None:
-        """Follow Trade and Deleverage events to know which subaccounts hold positions."""
-        events, self._event_cursor = self.chain.events_since(self._event_cursor)
-        exchange = self.exchange.address
-        for ev in events:
-            if ev.address != exchange or ev.name != "Trade":
-                continue
-            key = (ev.args["owner"], ev.args["subaccount"])
-            markets = self._open_positions.setdefault(key, set())
-            if ev.args["new_size"] != 0:
-                markets.add(ev.args["market"])
-            else:
-                markets.discard(ev.args["market"])
+    # The facade's one index of open positions and trigger orders (`PositionIndex`, at the
+    # end of this module), kept from the chain's events: the keepers, the recorder, ADL and
+    # the agents read it instead of asking the chain about every account.
+
+    def read_market(self, market: str | int) -> MarketReading:
+        """A market's views at this moment, in one bundle the agents and the recorder share:
+        the index price and the feed's validity, the mark, the funding rate and the stored
+        market state."""
+        m = self.market(market)
+        index, valid = self.exchange.call("index_price", m)
+        return MarketReading(m, index, valid, self.exchange.call("mark_price", m), self.exchange.call("funding_rate", m),
+                             self.exchange.call("market_states", m), self.chain.timestamp)
 
     def accounts_with_positions(self) -> list[tuple[str, int]]:
-        """Subaccounts that have traded and may still hold a position (from events)."""
-        self._sync_open_positions()
-        return sorted(self._open_positions)
+        """Subaccounts holding at least one position, from the index."""
+        return self.index.accounts_with_positions()
 
-    def liquidatable_accounts(self) -> list[tuple[str, int]]:
-        """Subaccounts below maintenance margin now, found from events and checked by view."""
+    def position_size_wad(self, account: str, market: str | int, subaccount: int = 0) -> int:
+        """A position's size (1e18 base units; > 0 long), from the index: no call."""
+        return self.index.size(account, subaccount, self.market(market))
+
+    def position_size(self, account: str, market: str | int, subaccount: int = 0) -> float:
+        """A position's size (base units; > 0 long), from the index: no call."""
+        return from_wad(self.position_size_wad(account, market, subaccount))
+
+    def liquidatable_accounts(self, readings: Mapping[int, MarketReading] | None = None) -> list[tuple[str, int]]:
+        """Subaccounts below maintenance margin now: the Liquidator's `is_liquidatable`, asked
+        only of the accounts the index cannot rule out (`PositionIndex.liquidatable`).
+        `readings`: every market as read now (`read_market`); read here when not given."""
+        if readings is None:
+            readings = {m: self.read_market(m) for m in range(len(self.config.markets))}
+        return self.index.liquidatable(readings)
+
+    def scan_liquidatable(self) -> list[tuple[str, int]]:
+        """`liquidatable_accounts` the slow way: `is_liquidatable` of every subaccount holding a
+        position. The reference the index is checked against."""
         return [(o, s) for (o, s) in self.accounts_with_positions() if self.liquidator.call("is_liquidatable", o, s)]
 
     def bankrupt_accounts(self, market: str | int) -> list[tuple[str, int]]:
-        m = self.market(market)
-        out = []
-        for owner, sub in self.accounts_with_positions():
-            acct = self.exchange.call("accounts", owner, sub)
-            if acct[3] and m in acct[1]:
-                out.append((owner, sub))
-        return out
+        """Bankrupt subaccounts whose position in `market` awaits ADL, from the index."""
+        return self.index.bankrupt(self.market(market))
+
+    def active_trigger_orders(self) -> dict[int, TriggerOrder]:
+        """Trigger orders placed and neither executed nor cancelled, by id, from the index."""
+        return self.index.active_orders()
+
+    def trigger_order_active(self, order_id: int) -> bool:
+        return order_id in self.index.active_orders()
 
     def adl_ranking(self, market: str | int, against_size: float) -> list[AdlCandidate]:
         """Profitable positions opposite to `against_size` in subaccounts that are not
         themselves bankrupt, best ADL targets first (unrealised PnL times leverage, as
-        Hyperliquid and dYdX v3 rank them)."""
+        Hyperliquid and dYdX v3 rank them). Sizes and bankruptcy come from the index; PnL and
+        leverage from the chain."""
         m = self.market(market)
         candidates = []
         for owner, sub in self.accounts_with_positions():
-            pos = self.position(owner, m, sub)
-            if pos.size == 0 or (pos.size > 0) == (against_size > 0):
-                continue
+            size_wad = self.index.size(owner, sub, m)
+            if size_wad == 0 or (size_wad > 0) == (against_size > 0) or self.index.is_bankrupt(owner, sub):
+                continue  # a bankrupt position is never a target
             pnl = self.position_pnl(owner, m, sub)
-            if pnl <= 0 or self.exchange.call("accounts", owner, sub)[3]:  # bankrupt: never a target
+            if pnl <= 0:
                 continue
             h = self.health(owner, sub)
             leverage = h.notional / h.equity if h.equity > 0 else float("inf")
-            candidates.append(AdlCandidate(owner, sub, pos.size, pnl, leverage))
+            candidates.append(AdlCandidate(owner, sub, from_wad(size_wad), pnl, leverage))
         return sorted(candidates, key=lambda c: (-c.score, c.owner, c.subaccount))
+
+
+# ---------------------------------------------------------------------- the off-chain index
+
+DAY = 86_400
+Subaccount = tuple[str, int]
+MARKET_STATE_FIELDS = ("oi_long", "oi_short", "sum_cost", "sum_funding_entry", "cumulative_funding", "funding_rate",
+                       "premium_ema", "last_update", "deficit", "paused", "reduce_only")
+
+
+@dataclass(frozen=True)
+class MarketReading:
+    """One market's views at one moment (1e18 fixed point), read once and shared."""
+
+    market: int
+    index_price: int
+    valid: bool
+    mark_price: int
+    funding_rate: int  # per day, as of now
+    state: tuple  # the Exchange's market_states struct, in its field order
+    timestamp: int  # chain time of the reading
+
+    def state_fields(self) -> dict[str, Any]:
+        """The market state by field name (as `Protocol.market_state` gives it)."""
+        return dict(zip(MARKET_STATE_FIELDS, self.state))
+
+    @property
+    def cumulative_funding(self) -> int:
+        """The funding index at the market's last accrual (USD per base unit)."""
+        return self.state[4]
+
+    def pending_funding_bound(self) -> float:
+        """An upper bound on how far the funding index has moved since the last accrual (USD
+        per base unit): a rate per day moves it by at most |rate| x price x days, the rate
+        lying between the stored one and today's; doubled for margin."""
+        rate = max(abs(self.state[5]), abs(self.funding_rate)) / WAD
+        return 2.0 * self.index_price / WAD * rate * max(self.timestamp - self.state[7], 0) / DAY
+
+
+@dataclass(frozen=True)
+class TriggerOrder:
+    """An active trigger order, as placed (1e18 fixed point)."""
+
+    owner: str
+    subaccount: int
+    market: int
+    size: int
+    trigger_price: int
+    kind: int  # 0 stop-loss, 1 take-profit
+
+
+@dataclass(frozen=True)
+class _Screen:
+    """What the index knows about a single-position subaccount's distance to liquidation: the
+    Liquidator's `liquidation_price` (USD; 0: none) and the market's funding at the time."""
+
+    price: float
+    funding: float  # the market's stored funding index then (USD per base unit)
+    pending: float  # its pending_funding_bound then
+
+
+@dataclass
+class _Holding:
+    """A subaccount the index follows: its open positions and whether it is bankrupt."""
+
+    sizes: dict[int, int] = field(default_factory=dict)  # market -> size, 1e18 base units; open ones only
+    bankrupt: bool = False
+    screen: _Screen | None = None  # None: unknown or out of date
+
+
+class PositionIndex:
+    """The facade's one index of open positions and trigger orders, kept from the chain's
+    events, as a keeper's or an exchange's indexer keeps one.
+
+    - A Trade gives a position's new size. After a Liquidator event or bad debt the account
+      is read again (`accounts`, `positions`), as its sizes and bankruptcy moved without a Trade.
+    - OrderPlaced, OrderExecuted and OrderCancelled give the active trigger orders.
+    - `liquidatable` finds the subaccounts below maintenance margin without asking the chain
+      about every account every block. For a subaccount with one position it keeps the
+      Liquidator's `liquidation_price`, read again after any event about the account or a
+      change of its market's parameters, and asks `is_liquidatable` only when the mark is
+      within `margin` of that price, the price widened by how far funding may have moved it
+      since (|funding index change| / (1 - mmf) for a long, / (1 + mmf) for a short). A
+      subaccount with several positions is asked every time. The answer is always the
+      chain's; the prices only choose whom to ask, so an idle account costs no call.
+    """
+
+    def __init__(self, protocol: Protocol, margin: float = 0.01, refresh: float = 0.5) -> None:
+        self.protocol = protocol
+        self.margin = margin
+        self.refresh = refresh  # re-read a price once funding may have moved it this share of the way to the mark
+        self.cursor = 0
+        self.holdings: dict[Subaccount, _Holding] = {}
+        self.orders: dict[int, TriggerOrder] = {}
+        self.stale: set[Subaccount] = set()  # to read again from the chain
+        self.mmf: dict[int, float] = {}  # maintenance margin fraction by market, read when first needed
+        self._exchange = protocol.exchange.address
+        self._liquidator = protocol.liquidator.address
+        self._triggers = protocol.trigger_orders.address
+
+    def copy(self) -> PositionIndex:
+        """An independent copy (for `Protocol.snapshot`)."""
+        other = copy.copy(self)
+        other.holdings = {k: _Holding(dict(h.sizes), h.bankrupt, h.screen) for k, h in self.holdings.items()}
+        other.orders, other.stale, other.mmf = dict(self.orders), set(self.stale), dict(self.mmf)
+        return other
+
+    # -- following the chain --------------------------------------------------------------
+    def sync(self) -> None:
+        """Fold in the events logged since the last sync, then read again what they left unknown."""
+        events, self.cursor = self.protocol.chain.events_since(self.cursor)
+        for ev in events:
+            if ev.address == self._exchange:
+                self._exchange_event(ev.name, ev.args)
+            elif ev.address == self._liquidator:
+                self._liquidator_event(ev.args)
+            elif ev.address == self._triggers:
+                self._order_event(ev.name, ev.args)
+        for account in sorted(self.stale):
+            self._read(account)
+        self.stale.clear()
+
+    def _exchange_event(self, name: str, args: dict[str, Any]) -> None:
+        owner, sub = args.get("owner"), args.get("subaccount")
+        if owner is None or sub is None:
+            if name in ("MarketParamsSet", "MarketAdded"):
+                self.mmf.pop(args["market"], None)
+                for holding in self.holdings.values():
+                    holding.screen = None
+            return
+        account = (owner, sub)
+        if name == "Trade":
+            holding = self.holdings.setdefault(account, _Holding())
+            if args["new_size"]:
+                holding.sizes[args["market"]] = args["new_size"]
+            else:
+                holding.sizes.pop(args["market"], None)
+        elif name == "BadDebt":
+            self.stale.add(account)
+        holding = self.holdings.get(account)
+        if holding is not None:
+            holding.screen = None  # collateral or size moved
+
+    def _liquidator_event(self, args: dict[str, Any]) -> None:
+        for owner, sub in ((args.get("owner"), args.get("subaccount")),
+                           (args.get("bankrupt_owner"), args.get("bankrupt_subaccount")),
+                           (args.get("target_owner"), args.get("target_subaccount"))):
+            if owner is not None:
+                self.stale.add((owner, sub))
+
+    def _order_event(self, name: str, args: dict[str, Any]) -> None:
+        if name == "OrderPlaced":
+            self.orders[args["order_id"]] = TriggerOrder(args["owner"], args["subaccount"], args["market"],
+                                                         args["size"], args["trigger_price"], args["kind"])
+        elif name in ("OrderExecuted", "OrderCancelled"):
+            self.orders.pop(args["order_id"], None)
+
+    def _read(self, account: Subaccount) -> None:
+        """Read a subaccount's positions and bankruptcy from the chain."""
+        exchange = self.protocol.exchange
+        _, markets, _, bankrupt, _ = exchange.call("accounts", *account)
+        sizes = {m: exchange.call("positions", *account, m)[0] for m in markets}
+        self.holdings[account] = _Holding({m: size for m, size in sizes.items() if size}, bankrupt)
+
+    # -- answers ------------------------------------------------------------------------
+    def accounts_with_positions(self) -> list[Subaccount]:
+        self.sync()
+        return sorted(account for account, holding in self.holdings.items() if holding.sizes)
+
+    def size(self, owner: str, subaccount: int, market: int) -> int:
+        self.sync()
+        holding = self.holdings.get((owner, subaccount))
+        return 0 if holding is None else holding.sizes.get(market, 0)
+
+    def is_bankrupt(self, owner: str, subaccount: int) -> bool:
+        self.sync()
+        holding = self.holdings.get((owner, subaccount))
+        return holding is not None and holding.bankrupt
+
+    def bankrupt(self, market: int) -> list[Subaccount]:
+        self.sync()
+        return sorted(a for a, h in self.holdings.items() if h.bankrupt and market in h.sizes)
+
+    def active_orders(self) -> dict[int, TriggerOrder]:
+        self.sync()
+        return dict(self.orders)
+
+    def liquidatable(self, readings: Mapping[int, MarketReading]) -> list[Subaccount]:
+        """Subaccounts below maintenance margin now, by the chain's `is_liquidatable`, asked only
+        of those the index cannot rule out; `readings` are the markets as they stand now."""
+        is_liquidatable = self.protocol.liquidator.call
+        found = []
+        for account in self.accounts_with_positions():
+            holding = self.holdings[account]
+            if len(holding.sizes) == 1 and not self._near(account, holding, readings):
+                continue
+            if is_liquidatable("is_liquidatable", *account):
+                found.append(account)
+        return found
+
+    def _near(self, account: Subaccount, holding: _Holding, readings: Mapping[int, MarketReading]) -> bool:
+        """Whether a single-position subaccount's mark may have reached its liquidation price."""
+        ((market, size),) = holding.sizes.items()
+        reading = readings[market]
+        mark = reading.mark_price / WAD
+        mmf = self._mmf(market)
+        screen, fresh = holding.screen, holding.screen is None
+        if fresh:
+            screen = self._screen(account, market, reading)
+        shift = self._funding_shift(screen, reading, size, mmf)
+        if not fresh and shift > self.refresh * abs(mark - screen.price):
+            screen = self._screen(account, market, reading)  # funding may have moved it far: read it again
+            shift = self._funding_shift(screen, reading, size, mmf)
+        holding.screen = screen
+        if size > 0:  # a long is liquidated as the mark falls to its price; 0: at no positive price
+            limit = screen.price + shift
+            return limit > 0 and mark <= limit * (1 + self.margin)
+        limit = screen.price - shift  # a short, as the mark rises to it; 0: under water at any price
+        return screen.price == 0 or mark >= limit * (1 - self.margin)
+
+    def _screen(self, account: Subaccount, market: int, reading: MarketReading) -> _Screen:
+        price = self.protocol.liquidator.call("liquidation_price", account[0], account[1], market) / WAD
+        return _Screen(price, reading.cumulative_funding / WAD, reading.pending_funding_bound())
+
+    @staticmethod
+    def _funding_shift(screen: _Screen, reading: MarketReading, size: int, mmf: float) -> float:
+        """How far funding may have moved the liquidation price since `screen` was read (USD)."""
+        drift = abs(reading.cumulative_funding / WAD - screen.funding) + reading.pending_funding_bound() + screen.pending
+        return drift / (1 - mmf) if size > 0 else drift / (1 + mmf)
+
+    def _mmf(self, market: int) -> float:
+        if market not in self.mmf:
+            self.mmf[market] = self.protocol.exchange.call("markets", market)[2] / WAD
+        return self.mmf[market]

@@ -26,7 +26,8 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from sim.bounds import MAX_STEPS, Integer
 from sim.chain import Event
-from sim.protocol import MarketConfig, Protocol
+from sim.protocol import MarketConfig, MarketReading, Protocol
+from sim.units import from_wad
 
 if TYPE_CHECKING:
     from sim.agents.world import World
@@ -297,7 +298,6 @@ class StepContext:
         self.true_prices: dict[str, float] = {}
         self.history: dict[str, list[float]] = {m: [] for m in self.markets}
         self.events: list[Event] = []  # events logged since the previous step's keeper phase
-        self.scanner: Any = None  # a LiquidationScanner the engine feeds; None: ask the facade
         self._cache: dict[tuple[Any, ...], Any] = {}
 
     # -- the engine's side ------------------------------------------------------------
@@ -311,8 +311,6 @@ class StepContext:
     def set_events(self, events: list[Event]) -> None:
         """The events logged since the last call (the engine's, once per step, before keepers)."""
         self.events = events
-        if self.scanner is not None:
-            self.scanner.observe(events)
 
     def refresh(self) -> None:
         """Forget cached views: the engine calls this between phases."""
@@ -330,38 +328,37 @@ class StepContext:
     def block(self) -> int:
         return self.protocol.chain.block_number
 
-    def events_since(self, cursor: int) -> tuple[list[Event], int]:
-        """The chain's decoded events from `cursor` on, and the next cursor: the public log,
-        for agents that keep their own index of it."""
-        return self.protocol.chain.events_since(cursor)
-
     def price_at(self, market: str, step: int) -> float:
         """The true price of `market` at `step` (the first step's before it): what a reporter
         lagging by `self.step - step` blocks reports."""
         series = self.history[market]
         return series[min(max(step, 0), len(series) - 1)]
 
+    def reading(self, name: str) -> MarketReading:
+        """The market's views (1e18 fixed point), read once per phase; see `market`."""
+        return self._memo(("reading", name), lambda: self.protocol.read_market(name))
+
+    def readings(self) -> dict[int, MarketReading]:
+        """Every market's reading by market id (what the index screens liquidations with)."""
+        return {i: self.reading(name) for i, name in enumerate(self.markets)}
+
     def market(self, name: str) -> MarketView:
         """The market's views, read once per phase."""
-        return self._memo(("market", name), lambda: self._read_market(name))
+        return self._memo(("market", name), lambda: self._market_view(name))
 
-    def _read_market(self, name: str) -> MarketView:
-        p = self.protocol
-        index, valid = p.index_price(name)
-        state = p.market_state(name)
+    def _market_view(self, name: str) -> MarketView:
+        r = self.reading(name)
+        state = r.state  # oi_long, oi_short, ..., deficit at 8
         return MarketView(
-            name=name, index_price=index, valid=valid, mark_price=p.mark_price(name),
-            funding_rate=p.funding_rate(name), oi_long=state["oi_long"] / 1e18, oi_short=state["oi_short"] / 1e18,
-            deficit=state["deficit"] / 1e18, config=self.market_configs[name],
+            name=name, index_price=from_wad(r.index_price), valid=r.valid, mark_price=from_wad(r.mark_price),
+            funding_rate=from_wad(r.funding_rate), oi_long=state[0] / 1e18, oi_short=state[1] / 1e18,
+            deficit=state[8] / 1e18, config=self.market_configs[name],
         )
 
     def liquidatable(self) -> list[tuple[str, int]]:
         """Subaccounts below maintenance margin, read once per phase (so competing keepers
-        see the same block and race for the same targets)."""
-        if self.scanner is None:
-            return self._memo(("liquidatable",), self.protocol.liquidatable_accounts)
-        return self._memo(("liquidatable",), lambda: self.scanner.liquidatable(
-            self.step, lambda m: self.market(self.markets[m]).mark_price))
+        see the same block and race for the same targets), from the facade's index."""
+        return self._memo(("liquidatable",), lambda: self.protocol.liquidatable_accounts(self.readings()))
 
     def account_markets(self, owner: str, subaccount: int) -> list[str]:
         """Names of the markets a subaccount holds positions in, read once per phase."""

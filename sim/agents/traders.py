@@ -137,7 +137,7 @@ class Trader(Agent):
             self.holding = False
         if not wants or not view.valid or health.equity <= 0:
             return self._resync_stop(ctx, view) if self.holding and cfg.stop_loss and self.stop_dirty else []
-        position = protocol.position(self.account, self.market).size
+        position = protocol.position_size(self.account, self.market)
         target = self.target(ctx, view, health, position)
         if target is None:
             return []
@@ -177,7 +177,7 @@ class Trader(Agent):
         self.layer_trips += 1
         actions: list[Action] = []
         for market in [self.market] + ([self.config.hedge_market] if self.config.hedge else []):
-            size = ctx.protocol.position(self.account, market).size
+            size = ctx.protocol.position_size(self.account, market)
             if size != 0:
                 mview = ctx.market(market)
                 cut = -size * self.config.cut_fraction
@@ -193,7 +193,7 @@ class Trader(Agent):
         if not hedge_view.valid:
             return []
         want = -target * view.index_price * self.config.hedge_ratio / hedge_view.index_price
-        have = ctx.protocol.position(self.account, hedge_view.name).size
+        have = ctx.protocol.position_size(self.account, hedge_view.name)
         if abs(want - have) * hedge_view.index_price < self.config.min_trade:
             return []
         return [self.trade(hedge_view, want - have)]
@@ -202,7 +202,7 @@ class Trader(Agent):
         """Layer 4: replace the stop-loss with one covering `target`."""
         actions: list[Action] = []
         if self.stop_order is not None:
-            if ctx.protocol.trigger_orders.call("orders", self.stop_order)[-1]:  # still active
+            if ctx.protocol.trigger_order_active(self.stop_order):
                 actions.append(CancelTrigger(self.stop_order))
             self.stop_order = None
         if target != 0:
@@ -214,7 +214,7 @@ class Trader(Agent):
         return actions
 
     def _resync_stop(self, ctx: StepContext, view: MarketView) -> list[Action]:
-        return self._stop_actions(ctx, view, ctx.protocol.position(self.account, self.market).size)
+        return self._stop_actions(ctx, view, ctx.protocol.position_size(self.account, self.market))
 
     def on_result(self, action: Action, outcome: Outcome) -> None:
         if isinstance(action, PlaceTrigger) and outcome.ok:

@@ -30,7 +30,7 @@ from sim.agents.base import (
     Trade,
     Withdraw,
 )
-from sim.agents.keepers import AdlKeeper, LiquidationKeeper, LiquidationScanner, TriggerOrderKeeper
+from sim.agents.keepers import AdlKeeper, LiquidationKeeper, TriggerOrderKeeper
 from sim.agents.lp import LiquidityProvider
 from sim.agents.manipulator import Manipulator
 from sim.agents.reporters import OracleReporter
@@ -316,17 +316,13 @@ def test_liquidation_keeper_respects_its_gas_budget(protocol: Protocol) -> None:
     assert len(keeper.decide(context(protocol, 0, {"ETH": 1880.0, "BTC": 30_000.0}))) == 2
 
 
-def test_liquidation_scanner_agrees_with_the_facade(protocol: Protocol) -> None:
-    scanner = LiquidationScanner(protocol)
+def test_the_index_finds_what_a_full_scan_finds(protocol: Protocol) -> None:
     for i in range(4):
         _underwater_long(protocol, f"scan-{i}", leverage=3.0 + 2 * i)
-    cursor = 0
-    for step, price in enumerate((2000.0, 1880.0, 1800.0, 1700.0, 1500.0)):
+    for price in (2000.0, 1880.0, 1800.0, 1700.0, 1500.0):
         set_price(protocol, "ETH", price)
-        events, cursor = protocol.chain.events_since(cursor)
-        scanner.observe(events)
-        found = scanner.liquidatable(step, lambda m: protocol.mark_price(m))
-        assert found == protocol.liquidatable_accounts()
+        found = protocol.liquidatable_accounts()
+        assert found == protocol.scan_liquidatable()
     assert found  # the crash left someone liquidatable
 
 

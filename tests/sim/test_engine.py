@@ -90,19 +90,19 @@ def test_competing_keepers_race_and_losers_are_counted() -> None:
 
 
 class CheckedSimulation(Simulation):
-    """Checks, at every keeper phase, that the keepers' scanner finds exactly the accounts the
-    facade's full scan does."""
+    """Checks, at every keeper phase, that the facade's index finds exactly the liquidatable
+    accounts a full scan (`is_liquidatable` of every account holding a position) does."""
 
     checked = 0
 
     def _keepers_race(self, ctx: Any) -> None:
         found = ctx.liquidatable()
-        assert found == self.protocol.liquidatable_accounts()
+        assert found == self.protocol.scan_liquidatable()
         self.checked += bool(found)
         super()._keepers_race(ctx)
 
 
-def test_liquidation_scanner_matches_a_full_scan_through_a_crash() -> None:
+def test_the_index_matches_a_full_scan_through_a_crash() -> None:
     scenario = load_scenario("flash-crash").with_overrides(steps=175)
     sim = CheckedSimulation(scenario, make_chain("revm"))
     sim.setup()
