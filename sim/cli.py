@@ -1,18 +1,22 @@
 """`perpsim`: run, list, validate and compare scenarios.
 
-    perpsim run SCENARIO [--seed N] [--steps N] [--backend revm|pyevm|rpc] [--rpc-url URL] [--out DIR]
+    perpsim run SCENARIO [--seed N] [--steps N] [--backend revm|pyevm|rpc] [--rpc-url URL] [--out DIR [--force]]
                          [--attach DEPLOYMENT.json] [--defence NAME=VALUE ...]
     perpsim sweep SCENARIO [--seeds N|A..B] [--grid KEY=V1,V2 ...] [--steps N] [--out DIR]
                            [--executor local|ray] [--workers N] [--address ADDR] [--reports] [--resume]
     perpsim list [--top] [--markets] [--prices] [--oracle] [--agents] [--shocks] [--defences]
     perpsim validate FILE [FILE ...]
+    perpsim report RUN_DIR
     perpsim compare RUN_A RUN_B
     perpsim --version
 
 SCENARIO is a shipped scenario's name (`perpsim list`) or a TOML file. A scenario that does
 not validate, with the command line's overrides applied, is reported on stderr, one line per
-problem, with exit code 2, before any transaction is sent. A run writes `runs/<scenario>-<seed>-<timestamp>/` (or `--out`) and
-prints where its report is; Ctrl-C leaves that directory readable and marked partial.
+problem, with exit code 2, before any transaction is sent. A run writes a new directory,
+`runs/<scenario>-<seed>-<timestamp>/` or `--out` (new or empty; `--force` replaces a run
+there), and prints where its report is. Ctrl-C or a crash leaves that directory readable and
+marked partial, its status.json saying what is missing; `perpsim report RUN_DIR` draws the
+report of any run directory.
 """
 
 from __future__ import annotations
@@ -86,17 +90,25 @@ def main() -> None:
               help="run on an existing deployment (`make devnet` writes .devnet/deployment.json) instead of "
               "deploying; implies --backend rpc, and --rpc-url defaults to the file's")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="run directory (default: runs/<scenario>-<seed>-<timestamp>)")
+              help="run directory, new or empty (default: runs/<scenario>-<seed>-<timestamp>)")
+@click.option("--force", is_flag=True, help="let --out replace the run already in that directory")
 @click.option("--defence", "defences", multiple=True, metavar="NAME=VALUE",
               help="set a [defences] flag, e.g. --defence deviation_guard=0.1 (repeatable); with the same "
               "seed, two runs differ only by that defence: compare them with `perpsim compare`")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: on a terminal only)")
 def run_command(scenario: str, seed: int | None, steps: int | None, backend: str, rpc_url: str | None,
-                out_dir: Path | None, defences: tuple[str, ...], progress: bool | None, **connect_options: Any) -> None:
+                out_dir: Path | None, force: bool, defences: tuple[str, ...], progress: bool | None,
+                **connect_options: Any) -> None:
     """Run SCENARIO (a shipped name or a TOML file) and write its run directory and report."""
     from sim.engine import run_scenario
+    from sim.rundir import RunDirectoryError, check_available
 
     loaded = _load(scenario, defences, seed=seed, steps=steps)
+    if out_dir is not None:
+        try:
+            check_available(out_dir, force)
+        except RunDirectoryError as exc:
+            _fail(f"perpsim: --out {exc}")
     if connect_options.get("attach") is not None:
         if click.get_current_context().get_parameter_source("backend") != ParameterSource.DEFAULT and backend != "rpc":
             _fail(f"perpsim: --attach runs on a node: it needs --backend rpc, not {backend}")
@@ -115,17 +127,15 @@ def run_command(scenario: str, seed: int | None, steps: int | None, backend: str
                f"on {backend}; writing {out_dir}")
     try:
         result = run_scenario(loaded, backend=backend, rpc_url=rpc_url, out_dir=out_dir, progress=progress,
-                              chain=chain, protocol_factory=protocol_factory)
+                              chain=chain, protocol_factory=protocol_factory, force=force)
     except KeyboardInterrupt:
-        _fail(f"perpsim: interrupted; the partial run is in {out_dir}", EXIT_INTERRUPTED)
+        _fail(f"perpsim: {_stopped(out_dir)}", EXIT_INTERRUPTED)
         return
-    except ChainError as exc:  # the node went away: the run directory keeps what was recorded
-        status = _read_status(out_dir)
-        _fail(f"perpsim: {status.get('error') or exc}\nthe run stopped; what it recorded (steps 0 to "
-              f"{status.get('last_step')}, status {status.get('status', 'partial')}) is in {out_dir}", 1)
+    except RunDirectoryError as exc:
+        _fail(f"perpsim: --out {exc}")
         return
-    except Exception as exc:  # the run directory says "partial" and holds the error
-        _fail(f"perpsim: the run failed: {type(exc).__name__}: {exc}\npartial run in {out_dir}", 1)
+    except Exception:  # noqa: BLE001 - the run directory says "partial" and holds the error
+        _fail(f"perpsim: {_stopped(out_dir)}", 1)
         return
     stats = result.stats
     click.echo(f"done in {stats.wall_seconds:.1f} s: {stats.agent_transactions:,} agent transactions "
@@ -137,13 +147,22 @@ def run_command(scenario: str, seed: int | None, steps: int | None, backend: str
     click.echo(f"report: {result.report}")
 
 
-def _read_status(run_dir: Path) -> dict[str, Any]:
-    import json
+def _stopped(run_dir: Path) -> str:
+    """What a run that stopped early left: its error, what it recorded, what it lacks, and
+    how to draw its report."""
+    from sim.rundir import REPORT_FILE, read_json
 
-    try:
-        return json.loads((run_dir / "status.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    status = read_json(run_dir / "status.json")
+    last = status.get("last_step")
+    recorded = "nothing was recorded" if last is None else f"steps 0 to {last} were recorded"
+    lines = [f"{status.get('error') or 'the run stopped'}",
+             f"the run stopped ({recorded}; status {status.get('status', 'partial')}); its directory is {run_dir}"]
+    missing = status.get("missing") or []
+    if missing:
+        lines.append(f"missing: {', '.join(missing)}")
+    if REPORT_FILE in missing and last is not None:
+        lines.append(f"draw its report with: perpsim report {run_dir}")
+    return "\n".join(lines)
 
 
 def _fmt(value: Any) -> str:
@@ -230,6 +249,27 @@ def validate_command(files: tuple[str, ...]) -> None:
                    f"{len(scenario.shocks)} shock(s), {scenario.steps} steps)")
     if bad:
         sys.exit(EXIT_BAD_INPUT)
+
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def report_command(run_dir: Path) -> None:
+    """Draw the report (report.html and its charts) of RUN_DIR, finished or not: a run
+    interrupted, crashed or stopped while its report was drawn. A run whose only missing part
+    was its report becomes complete."""
+    from sim.rundir import RunDirectoryError, redraw_report
+
+    try:
+        path, status = redraw_report(run_dir)
+    except RunDirectoryError as exc:
+        _fail(f"perpsim: {exc}")
+        return
+    click.echo(f"report: {path}")
+    state = status.get("status", "unknown") if status else "unknown (no status.json)"
+    if state == "running":
+        state = "running (the run is live, or was killed without a word)"
+    missing = status.get("missing") if status else None
+    click.echo(f"status: {state}" + (f"; missing: {', '.join(missing)}" if missing else ""))
 
 
 @main.command("compare")

@@ -39,6 +39,7 @@ from sim.agents.base import BribeReporters
 from sim.chain import CHAIN_ID, Chain, ChainError, Reverted, make_chain
 from sim.prices import CorrelatedAssets, PriceProcess, Replay
 from sim.protocol import Protocol, ProtocolConfig
+from sim.rundir import SCENARIO_FILE, TRANSACTIONS_FILE, RunStatus, prepare
 from sim.scenario import (
     CorrelationSpike,
     KeeperOutage,
@@ -55,8 +56,6 @@ PRICE_STREAM = 0
 ORDER_STREAM = 1
 AGENT_STREAM = 2
 
-TRANSACTIONS_FILE = "transactions.json"
-SCENARIO_FILE = "scenario.toml"
 
 ProtocolFactory = Callable[[Chain, ProtocolConfig], Protocol]
 """Builds the protocol on a chain: `Protocol.deploy` by default; an attached deployment
@@ -457,24 +456,33 @@ def run_scenario(
     report: bool = True,
     chain: Chain | None = None,
     protocol_factory: ProtocolFactory | None = None,
+    force: bool = False,
 ) -> RunResult:
     """Run `scenario` start to finish and write its run directory: `scenario.toml` (as run,
     seed included), the recorder's tables and summary, `transactions.json`, and the report.
+
+    The directory must be new or empty (`force`: replace the run in it; sim/rundir.py). Its
+    `status.json` exists from the first moment and says at every point how far the run got;
+    a run stopped early (Ctrl-C, a crash, a node gone) is marked partial with its error and
+    what is missing, and keeps what it recorded.
 
     `chain` and `protocol_factory` are the extension point for running against an existing
     deployment (`--attach`): pass the chain to use and how to get the protocol on it."""
     from sim.metrics import Recorder, write_json
 
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / SCENARIO_FILE).write_text(scenario.to_toml())
+    prepare(run_dir, force=force)
+    status = RunStatus(run_dir, scenario.steps)
+    status.begin()
     started = time.perf_counter()
     own_chain = chain is None
-    chain = chain if chain is not None else make_chain(backend, rpc_url=rpc_url)
-    node = node_meta(chain)  # which node an rpc run is on, and its first block; {} in process
+    node: dict[str, Any] = {}
     recorder = None
     sim: Simulation | None = None
     try:
+        (run_dir / SCENARIO_FILE).write_text(scenario.to_toml())
+        chain = chain if chain is not None else make_chain(backend, rpc_url=rpc_url)
+        node = node_meta(chain)  # which node an rpc run is on, and its first block; {} in process
         sim = Simulation(scenario, chain, protocol_factory)
         sim.setup()
         meta = {"scenario": scenario.name, "seed": scenario.seed, "backend": chain.name, "steps": scenario.steps,
@@ -485,6 +493,7 @@ def run_scenario(
             meta["calendar_start"] = sim.calendar_start()
         meta.update(node)
         recorder = Recorder(run_dir, sim.protocol, sim.participants(), meta)
+        status.enter("steps")
         loop_start, evm_start, calls_start = time.perf_counter(), sim.meter.evm_seconds, sim.meter.calls
         try:
             with _progress(scenario.steps, scenario.name, progress) as advance:
@@ -499,23 +508,24 @@ def run_scenario(
         end_node_range(recorder.meta, chain)
         recorder.meta.update(sim.offchain_record())
         summary = recorder.finish("complete")
-        status = "complete"
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if isinstance(exc, ChainError) and node:
-            step = "deployment and setup" if sim is None or sim.step_index < 0 else f"step {sim.step_index}"
-            error = f"the node at {node['rpc_url']} stopped answering during {step}: {exc}"
-        if recorder is not None and not recorder.finished:
-            end_node_range(recorder.meta, chain)
-            recorder.meta.update(sim.offchain_record())  # type: ignore[union-attr]  # sim built the recorder
-            recorder.finish("partial", error=error)
-        elif recorder is None:
-            write_json(run_dir / "status.json", {"status": "partial", "error": error, "last_step": None})
-        if sim is not None:
-            write_json(run_dir / TRANSACTIONS_FILE, sim.stats.table())
+        if isinstance(exc, KeyboardInterrupt):
+            error = f"interrupted (Ctrl-C) during {_stage_name(recorder)}"
+        elif isinstance(exc, ChainError) and node:
+            error = f"the node at {node['rpc_url']} stopped answering during {_stage_name(recorder)}: {exc}"
+        try:
+            if recorder is not None and not recorder.finished:
+                end_node_range(recorder.meta, chain)  # type: ignore[arg-type]
+                recorder.meta.update(sim.offchain_record())  # type: ignore[union-attr]  # sim built the recorder
+                recorder.finish("partial", error=error)
+            if sim is not None:
+                write_json(run_dir / TRANSACTIONS_FILE, sim.stats.table())
+        finally:
+            status.stopped(error)
         raise
     finally:
-        if own_chain:
+        if own_chain and chain is not None:
             chain.close()
     sim.stats.wall_seconds = time.perf_counter() - started
     write_json(run_dir / TRANSACTIONS_FILE, sim.stats.table())
@@ -523,5 +533,15 @@ def run_scenario(
     if report:
         from sim.report import write_report
 
-        report_path = write_report(run_dir)
-    return RunResult(run_dir, status, summary, sim.stats, report_path)
+        with status.drawing_report():
+            report_path = write_report(run_dir)
+    status.done(report=report)
+    return RunResult(run_dir, "complete", summary, sim.stats, report_path)
+
+
+def _stage_name(recorder: Any) -> str:
+    """Where a run was when it stopped, for its error message: the step after the last one
+    recorded, once recording has begun."""
+    if recorder is None:
+        return "deployment and setup"
+    return f"step {0 if recorder.last_step is None else recorder.last_step + 1}"

@@ -117,9 +117,11 @@ def test_node_that_stops_mid_run_leaves_a_partial_run(tmp_path: Path) -> None:
 
     assert run.returncode == 1, stdout + stderr
     assert f"the node at {url} stopped answering during step" in stderr
-    assert "the run stopped; what it recorded" in stderr and str(out) in stderr
+    assert "the run stopped (steps 0 to " in stderr and str(out) in stderr
+    assert f"draw its report with: perpsim report {out}" in stderr
     status = read_json(out / "status.json")
     assert status["status"] == "partial" and "stopped answering" in status["error"]
+    assert status["stage"] == "steps" and "report.html" in status["missing"]
     recorded = status["last_step"]
     assert recorded >= 4
     rows = (out / "steps.csv").read_text().splitlines()
