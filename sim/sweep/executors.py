@@ -37,8 +37,8 @@ class Executor(ABC):
     workers: int
 
     @abstractmethod
-    def start(self) -> None:
-        """Start every worker (before the first `submit`)."""
+    def start(self, limit: int | None = None) -> None:
+        """Start every worker, at most `limit` of them (no more than there are runs)."""
 
     @abstractmethod
     def submit(self, worker: int, task: RunTask) -> None:
@@ -112,7 +112,8 @@ class LocalExecutor(Executor):
         self._slots: list[_LocalWorker | None] = [None] * self.workers
         self._busy: set[int] = set()
 
-    def start(self) -> None:
+    def start(self, limit: int | None = None) -> None:
+        self.workers = min(self.workers, limit or self.workers)
         for i in range(self.workers):
             self._slots[i] = _LocalWorker(self._context, self.backend)
 

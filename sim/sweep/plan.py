@@ -142,6 +142,8 @@ def parse_grid(options: Sequence[str]) -> tuple[GridAxis, ...]:
         key = _normal_key(key)
         if not sep or not key or not raw.strip():
             raise SweepInputError(f"--grid {option!r}: expected KEY=V1,V2,... e.g. --grid 'markets.ETH.imf=0.05,0.1'")
+        if key == "seed":
+            raise SweepInputError(f"--grid {option!r}: seeds are the sweep's own axis; give them with --seeds")
         if any(a.key == key for a in axes):
             raise SweepInputError(f"--grid {option!r}: {key} is already a grid key; give its values in one --grid")
         values = tuple(_parse_value(v) for v in _split_values(raw))

@@ -61,7 +61,7 @@ class RayExecutor(Executor):
         self._actors: list[Any] = []
         self._running: dict[Any, int] = {}  # ObjectRef -> worker
 
-    def start(self) -> None:
+    def start(self, limit: int | None = None) -> None:
         if not ray.is_initialized():
             if self.address:
                 ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
@@ -70,6 +70,7 @@ class RayExecutor(Executor):
             self._owns_ray = True
         if not self.workers:
             self.workers = max(int(ray.cluster_resources().get("CPU", 1)), 1)
+        self.workers = min(self.workers, limit or self.workers)
         self._actor_cls = ray.remote(num_cpus=1, max_restarts=0)(SweepActor)
         self._actors = [self._new_actor() for _ in range(self.workers)]
 

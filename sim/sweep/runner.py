@@ -204,16 +204,20 @@ def run_sweep(plan: SweepPlan, out_dir: Path, executor: Executor, *, resume: boo
     observer.begin(len(pending))
     try:
         if pending:
-            with _started(executor) as running:
+            with _started(executor, limit=len(pending)) as running:
                 info["workers"] = running.workers
                 write_json(out_dir / SWEEP_FILE, info)
                 schedule(pending, running, on_record, observer)
-    except KeyboardInterrupt:
+    except BaseException as exc:
         result.wall_seconds = time.perf_counter() - started
         store.close()
         result.rows = store.sorted_rows()
-        write_json(out_dir / SWEEP_FILE, {**info, **_counts(result), "status": "interrupted", "finished_at": _now()})
-        raise SweepInterrupted(result) from None
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        write_json(out_dir / SWEEP_FILE, {**info, **_counts(result), "finished_at": _now(),
+                                          "status": "interrupted" if interrupted else f"stopped: {exc!r}"})
+        if interrupted:
+            raise SweepInterrupted(result) from None
+        raise
     finally:
         observer.end()
     result.wall_seconds = time.perf_counter() - started
@@ -227,9 +231,9 @@ def run_sweep(plan: SweepPlan, out_dir: Path, executor: Executor, *, resume: boo
 
 
 @contextmanager
-def _started(executor: Executor) -> Iterator[Executor]:
-    executor.start()
+def _started(executor: Executor, limit: int) -> Iterator[Executor]:
     try:
+        executor.start(limit)
         yield executor
     finally:
         executor.close()

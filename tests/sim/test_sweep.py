@@ -205,6 +205,7 @@ def test_ray_sweep_gives_the_same_numbers(local_sweep: Path, scenario_file: Path
     ("nonsense=1", "nonsense = 1: expected a known field"),
     ("markets.ETH.imf=0.2,5", "with markets.ETH.imf=5: markets[0].imf = 5: expected"),
     ("defences.deviation_guard", "expected KEY=V1,V2,..."),
+    ("seed=1,2", "give them with --seeds"),
 ])
 def test_a_bad_grid_is_refused_before_any_run(scenario_file: Path, tmp_path: Path, grid: str, message: str) -> None:
     out = tmp_path / "never"
