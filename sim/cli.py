@@ -34,17 +34,30 @@ from sim.scenario import Scenario, ScenarioError, load_scenario, parse_defence, 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
-HEADLINES = (
-    ("solvent", "solvent"),
-    ("total_bad_debt", "bad debt (USD)"),
-    ("deficit_at_end", "deficit left (USD)"),
-    ("liquidation_count", "liquidations"),
-    ("liquidation_delay_blocks_median", "keeper delay, median (blocks)"),
-    ("adl_count", "ADL fills"),
-    ("trader_survival_rate", "trader survival"),
-    ("lp_share_price_change_pct", "LP share price change (%)"),
-    ("insurance_drawdown_pct", "insurance drawdown (%)"),
+def _red_if_positive(value: Any) -> str | None:
+    return "red" if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _red_if_false(value: Any) -> str | None:
+    return "red" if value is False else None
+
+
+HEADLINES: tuple[tuple[str, str, Any], ...] = (
+    # (summary key, label, colour of the value or None)
+    ("total_bad_debt", "bad debt (USD)", _red_if_positive),
+    ("deficit_at_end", "deficit left (USD)", _red_if_positive),
+    ("liquidation_count", "liquidations", None),
+    ("bankruptcy_count", "bankruptcies (not liquidations)", _red_if_positive),
+    ("liquidation_delay_blocks_median", "keeper delay, median (blocks)", None),
+    ("adl_count", "ADL fills", None),
+    ("trader_survival_rate", "trader survival", None),
+    ("lp_pnl_usd", "LP PnL, marked to market (USD)", None),
+    ("lp_share_price_change_pct", "LP share price change (%)", None),
+    ("insurance_drawdown_pct", "insurance drawdown (%)", None),
+    ("books_balance", "books balance", _red_if_false),
 )
+"""What `perpsim run` prints when a run ends; bad debt and a deficit in red when above zero."""
+
 
 def _connect(**options: Any) -> tuple[Any, Any]:
     """The chain and protocol factory for `run_scenario`: (None, None) to make the backend's
@@ -140,9 +153,11 @@ def run_command(scenario: str, seed: int | None, steps: int | None, backend: str
     stats = result.stats
     click.echo(f"done in {stats.wall_seconds:.1f} s: {stats.agent_transactions:,} agent transactions "
                f"({stats.agent_reverts:,} reverted), {stats.transactions_per_second:,.0f} tx/s")
-    for key, label in HEADLINES:
+    for key, label, colour in HEADLINES:
         if key in result.summary:
-            click.echo(f"  {label:<32} {_fmt(result.summary[key])}")
+            value = result.summary[key]
+            fg = colour(value) if colour else None
+            click.echo(f"  {label:<32} " + (click.style(_fmt(value), fg=fg) if fg else _fmt(value)))
     click.echo(f"run directory: {result.run_dir}")
     click.echo(f"report: {result.report}")
 
@@ -168,6 +183,8 @@ def _stopped(run_dir: Path) -> str:
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"  # e.g. no keeper delay when nothing was liquidated
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)

@@ -104,8 +104,12 @@ class StepView:
 
     def __init__(self, protocol: Protocol, step: int, true_prices: Mapping[str, float],
                  events: list[RecordedEvent], liquidatable: list[Subaccount],
-                 delays: list[int] | None = None, readings: Mapping[str, MarketReading] | None = None) -> None:
+                 delays: list[int] | None = None, readings: Mapping[str, MarketReading] | None = None,
+                 tally: RunTally | None = None, lp_owners: Iterable[str] = ()) -> None:
         self.protocol = protocol
+        self.tally = tally if tally is not None else RunTally()  # the run's events so far, this step's included
+        self.lp_owners = tuple(lp_owners)  # the LP agents' addresses
+        self._share_price: int | None = None
         self.step = step
         self.true_prices = true_prices
         self.events = events
@@ -127,6 +131,12 @@ class StepView:
     def market_state(self, market: str) -> dict[str, Any]:
         """The Exchange's `market_states` struct, raw (1e18 fixed point)."""
         return self.reading(market).state_fields()
+
+    def share_price(self) -> int:
+        """The Vault's share price (USD per share, 1e18), read once."""
+        if self._share_price is None:
+            self._share_price = self.protocol.vault.call("share_price")
+        return self._share_price
 
     def events_in(self, market: str, *names: str) -> list[RecordedEvent]:
         """This step's events called one of `names` that are about `market`."""
@@ -250,7 +260,14 @@ def vault_nav(view: StepView, market: str) -> float:
 @STEP_METRICS.metric("vault_share_price", per_market=False)
 def vault_share_price(view: StepView, market: str) -> float:
     """Vault NAV per share (USD; 1.0 before the first deposit)."""
-    return from_wad(view.protocol.vault.call("share_price"))
+    return from_wad(view.share_price())
+
+
+@STEP_METRICS.metric("lp_pnl", per_market=False)
+def lp_pnl(view: StepView, market: str) -> float:
+    """The LP agents' profit and loss, marked to market this step: their shares at the share
+    price, plus what they withdrew, minus what they deposited (USD)."""
+    return lp_mark_to_market(view.tally, view.lp_owners, view.share_price())
 
 
 @STEP_METRICS.metric("insurance_balance", per_market=False)
@@ -330,11 +347,13 @@ class RunTally:
     bad_debt_insurance_paid: float = 0.0
     bad_debt_deficit: float = 0.0
     adl_deficit_covered: float = 0.0
-    liquidated: set[Subaccount] = field(default_factory=set)
+    liquidated: set[Subaccount] = field(default_factory=set)  # by a Liquidation event
+    bankrupt: set[Subaccount] = field(default_factory=set)  # declared bankrupt: not a liquidation
     subaccounts: set[Subaccount] = field(default_factory=set)
     token_holders: set[str] = field(default_factory=set)
     lp_deposited: Counter[str] = field(default_factory=Counter)  # USD by provider
     lp_withdrawn: Counter[str] = field(default_factory=Counter)
+    lp_shares: Counter[str] = field(default_factory=Counter)  # Vault shares (1e18) held, by provider
 
     def observe(self, ev: RecordedEvent) -> None:
         args = ev.args
@@ -343,8 +362,10 @@ class RunTally:
         if ev.contract == "Exchange" and account is not None:
             self.subaccounts.add(account)
         if ev.contract == "Liquidator":
-            if ev.name in LIQUIDATION_EVENTS and account is not None:
+            if ev.name == "Liquidation" and account is not None:
                 self.liquidated.add(account)
+            elif ev.name == "Bankruptcy" and account is not None:
+                self.bankrupt.add(account)
             if ev.name == "Liquidation":
                 size = abs(from_wad(args["size"]))
                 self.liquidation_notional += size * from_wad(args["price"])
@@ -359,11 +380,23 @@ class RunTally:
             self.token_holders.update(a for a in (args["sender"], args["receiver"]) if int(a, 16) != 0)
         elif ev.contract == "Vault" and ev.name == "Deposit":
             self.lp_deposited[args["provider"]] += from_usdc(args["amount"])
+            self.lp_shares[args["provider"]] += args["shares"]
         elif ev.contract == "Vault" and ev.name == "Withdraw":
             self.lp_withdrawn[args["provider"]] += from_usdc(args["amount"])
+            self.lp_shares[args["provider"]] -= args["shares"]
 
     def count(self, contract: str, name: str) -> int:
         return self.event_counts[f"{contract}.{name}"]
+
+
+def lp_mark_to_market(tally: RunTally, owners: Iterable[str], share_price: int) -> float:
+    """What `owners` made as LPs at `share_price` (1e18): shares held at that price, plus
+    withdrawn, minus deposited (USD), shares and flows from the Vault's events."""
+    total = 0.0
+    for owner in sorted(set(owners)):
+        held = from_wad(tally.lp_shares[owner] * share_price // 10**18)
+        total += held + tally.lp_withdrawn[owner] - tally.lp_deposited[owner]
+    return total
 
 
 @dataclass
@@ -475,10 +508,13 @@ def _solvency_checks(run: RunView) -> dict[str, bool]:
     }
 
 
-@SUMMARY_METRICS.metric("solvent")
-def solvent(run: RunView) -> bool:
-    """All solvency checks hold at the end: no deficit, books balance, tokens conserved, NAV > 0."""
-    return all(run.solvency().values())
+@SUMMARY_METRICS.metric("books_balance")
+def books_balance(run: RunView) -> bool:
+    """The books balance at the end: the Exchange holds exactly the collateral its books say,
+    and every token is accounted for. Bad debt and a deficit are recorded on the books, so they
+    balance with them: this says the accounting holds, not that nobody lost money."""
+    checks = run.solvency()
+    return checks["exchange_books_balance"] and checks["token_supply_conserved"]
 
 
 @SUMMARY_METRICS.metric("solvency_checks")
@@ -637,14 +673,18 @@ def lp_share_price_change_pct(run: RunView) -> float | None:
 
 
 @SUMMARY_METRICS.metric("lp_pnl_usd")
-def lp_pnl_usd(run: RunView) -> float:
-    """Participants with role "lp": shares held at the share price, plus withdrawn, minus deposited (USD)."""
-    share_price = run.protocol.vault.call("share_price")
-    total = 0.0
-    for owner in sorted({p.owner for p in run.of_role("lp")}):
-        held = from_wad(run.protocol.vault.call("shares", owner) * share_price // 10**18)
-        total += held + run.tally.lp_withdrawn[owner] - run.tally.lp_deposited[owner]
-    return total
+def lp_pnl_usd(run: RunView) -> float | None:
+    """The LP agents' profit and loss at the last recorded step, marked to market: shares at the
+    share price, plus withdrawn, minus deposited (USD; steps.csv's lp_pnl has every step's)."""
+    values = run.series("lp_pnl")
+    return values[-1] if values else None
+
+
+@SUMMARY_METRICS.metric("lp_pnl_min_usd")
+def lp_pnl_min_usd(run: RunView) -> float | None:
+    """The LP agents' worst profit and loss over the run, marked to market each step (USD)."""
+    values = run.series("lp_pnl")
+    return min(values) if values else None
 
 
 @SUMMARY_METRICS.metric("traders")
@@ -655,15 +695,31 @@ def traders(run: RunView) -> int:
 
 @SUMMARY_METRICS.metric("traders_liquidated")
 def traders_liquidated(run: RunView) -> int:
-    """Trader subaccounts liquidated or declared bankrupt at least once."""
+    """Trader subaccounts liquidated at least once (bankruptcies are counted apart)."""
     return len({(p.owner, p.subaccount) for p in run.of_role("trader")} & run.tally.liquidated)
+
+
+@SUMMARY_METRICS.metric("traders_bankrupt")
+def traders_bankrupt(run: RunView) -> int:
+    """Trader subaccounts declared bankrupt (under water beyond what the insurance fund paid)."""
+    return len({(p.owner, p.subaccount) for p in run.of_role("trader")} & run.tally.bankrupt)
+
+
+@SUMMARY_METRICS.metric("accounts_bankrupt")
+def accounts_bankrupt(run: RunView) -> dict[str, int]:
+    """Subaccounts declared bankrupt, by the role of their owner (a manipulator's included)."""
+    roles = {(p.owner, p.subaccount): p.role for p in run.participants}
+    counts = Counter(roles.get(account, "other") for account in run.tally.bankrupt)
+    return dict(sorted(counts.items()))
 
 
 @SUMMARY_METRICS.metric("trader_survival_rate")
 def trader_survival_rate(run: RunView) -> float | None:
-    """Traders never liquidated / all traders."""
-    n = traders(run)
-    return None if n == 0 else (n - traders_liquidated(run)) / n
+    """Traders never liquidated nor declared bankrupt / all traders."""
+    accounts = {(p.owner, p.subaccount) for p in run.of_role("trader")}
+    if not accounts:
+        return None
+    return len(accounts - run.tally.liquidated - run.tally.bankrupt) / len(accounts)
 
 
 @SUMMARY_METRICS.metric("trigger_orders_executed")
@@ -794,6 +850,7 @@ class Recorder:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.protocol = protocol
         self.participants = list(participants)
+        self._lp_owners = tuple(sorted({p.owner for p in self.participants if p.role == "lp"}))
         self.meta = dict(meta)
         self.markets = [m.name for m in protocol.config.markets]
         self.contract_names = {address: name for name, address in protocol.addresses().items()}
@@ -834,7 +891,8 @@ class Recorder:
         readings = {market: self.protocol.read_market(market) for market in self.markets}
         liquidatable = self.protocol.liquidatable_accounts({r.market: r for r in readings.values()})
         delays = self._track_liquidation_delays(events, liquidatable)
-        view = StepView(self.protocol, step, true_prices, events, liquidatable, delays, readings)
+        view = StepView(self.protocol, step, true_prices, events, liquidatable, delays, readings, self.tally,
+                        self._lp_owners)
         rows = self.collector.collect(view, self.markets, self.protocol.chain.block_number, self.protocol.chain.timestamp)
         self._write_events(events)
         self._steps_file.write("".join(csv_line(row.values()) for row in rows))

@@ -79,7 +79,7 @@ HEADLINE: tuple[HeadlineFigure, ...] = (
                    lambda v: "bad" if v < 0 else "good"),
     HeadlineFigure("lp_pnl_usd", "LP profit and loss", signed_usd, lambda v: "bad" if v < 0 else "good"),
     HeadlineFigure("trader_survival_rate", "Traders never liquidated", share),
-    HeadlineFigure("solvent", "Books balance, tokens conserved", yes_no, lambda v: "good" if v else "bad"),
+    HeadlineFigure("books_balance", "Books balance, tokens conserved", yes_no, lambda v: "good" if v else "bad"),
 )
 
 

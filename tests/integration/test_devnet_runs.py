@@ -72,7 +72,7 @@ def test_run_attached_to_an_ape_deployment(calm_deployment: Path, devnet_url: st
     assert done.exit_code == 0, done.output + done.stderr
     assert "on rpc" in done.output
     summary = read_json(tmp_path / "run" / "summary.json")
-    assert summary["status"] == "complete" and summary["solvent"] is True
+    assert summary["status"] == "complete" and summary["books_balance"] is True
     assert summary["meta"]["rpc_url"] == devnet_url
     assert summary["meta"]["node_first_block"] > deployment.end_block
     events = (tmp_path / "run" / "events.csv").read_text()

@@ -3,6 +3,7 @@ README that points only at files in the repository."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from importlib.metadata import version
@@ -35,3 +36,22 @@ def test_readme_points_only_inside_the_repository() -> None:
         assert (REPO / target).exists(), target
     for path in re.findall(r"`((?:sim|tests|docs|scripts|benchmarks|contracts)/[\w./-]+)`", readme):
         assert (REPO / path.rstrip("/")).exists() or "<" in path, path
+
+
+def test_the_headline_separates_bankruptcies_and_shows_bad_debt_in_red(tmp_path: Path) -> None:
+    """Issue 14, item 7: reporter-bribe's manipulator is declared bankrupt, not liquidated; the
+    headline says so, calls the check "books balance", and puts the bad debt in red."""
+    result = CliRunner(mix_stderr=False).invoke(
+        main, ["run", "reporter-bribe", "--steps", "70", "--out", str(tmp_path / "run"), "--no-progress"], color=True)
+    assert result.exit_code == 0, result.output + result.stderr
+    lines = {line.split("  ")[1].strip(): line for line in result.output.splitlines() if line.startswith("  ")}
+    red = "\x1b[31m"
+    assert red in lines["bad debt (USD)"]
+    assert red in lines["bankruptcies (not liquidations)"] and lines["bankruptcies (not liquidations)"].endswith(
+        "1\x1b[0m")
+    assert lines["liquidations"].endswith(" 0")
+    assert lines["books balance"].endswith(" yes") and "solvent" not in result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["deficit_at_end"] > 0 and red in lines["deficit left (USD)"]  # ADL has not closed it all by step 70
+    assert red not in lines["ADL fills"] and red not in lines["trader survival"]
+    assert "LP PnL, marked to market (USD)" in lines

@@ -24,7 +24,7 @@ from tests.sim.scripted_session import CRASH_STEP, KEEPER_STEP, PRICES, STEPS, S
 
 STEP_COLUMNS = [
     "step", "block", "timestamp", "market", "true_price", "index_price", "oracle_valid", "mark_price",
-    "funding_rate_per_day", "cumulative_funding", "oi_long", "oi_short", "vault_nav", "vault_share_price",
+    "funding_rate_per_day", "cumulative_funding", "oi_long", "oi_short", "vault_nav", "vault_share_price", "lp_pnl",
     "insurance_balance", "deficit", "liquidations", "liquidated_size", "liquidated_notional", "bankruptcies",
     "bad_debt", "deleverages", "liquidatable_accounts", "keeper_delay_max",
 ]
@@ -172,7 +172,7 @@ def test_keeper_acting_in_the_crash_step_has_zero_delay(tmp_path: Path) -> None:
 
 
 def test_summary_solvency_survival_and_lp_pnl(summary: dict, steps: pd.DataFrame) -> None:
-    assert summary["solvent"] is True
+    assert summary["books_balance"] is True
     assert all(summary["solvency_checks"].values())
     assert summary["traders"] == 3 and summary["traders_liquidated"] == 2
     assert summary["trader_survival_rate"] == pytest.approx(1 / 3)
@@ -185,6 +185,16 @@ def test_summary_solvency_survival_and_lp_pnl(summary: dict, steps: pd.DataFrame
     assert summary["lp_share_price_end"] == steps["vault_share_price"].iloc[-1]
     assert summary["lp_pnl_usd"] == pytest.approx((summary["lp_share_price_end"] - 1) * 1_000_000, abs=0.01)
     assert summary["lp_share_price_change_pct"] == pytest.approx(100 * (summary["lp_share_price_end"] - 1))
+
+
+def test_lp_pnl_is_marked_to_market_every_step(summary: dict, steps: pd.DataFrame) -> None:
+    """Issue 14, item 7: not only at the end. The LP holds 1M shares bought at 1.0, so each
+    step its PnL is the share price change on 1M shares."""
+    pnl = steps["lp_pnl"]
+    assert pnl.tolist() == pytest.approx(((steps["vault_share_price"] - 1) * 1_000_000).tolist(), abs=0.01)
+    assert pnl.nunique() > 1  # it moves with the run, not once at exit
+    assert pnl.iloc[-1] == pytest.approx(summary["lp_pnl_usd"], abs=1e-6)
+    assert summary["lp_pnl_min_usd"] == pnl.min()
 
 
 def test_summary_identity_and_key_order(summary: dict) -> None:

@@ -29,13 +29,13 @@ PINNED_FILES = ("events.csv", "steps.csv", "summary.json")
 PINS: dict[tuple[str, int], dict[str, str]] = {
     ("flash-crash", 170): {
         "events.csv": "826c13145ae1faa837c918af7c5697f242c23af40690536146ee20beeeecd78c",
-        "steps.csv": "ffcef0ef5985a88c4309cf38600ea84d07c543e37f3cf891a5cc65e56076faf0",
-        "summary.json": "e3f10ea528bfab0a6a374f243388dfc3dc3f49066570106488ea7941145a2766",
+        "steps.csv": "8d077d7a657f41e7dd58d3b970374d312197fe0ba37d29985b36a4810d8bcef3",
+        "summary.json": "a5160c2da1e10fe2ee5f2a1fbf718f9621e9fc0d3df142cb51eb6f4204f124c9",
     },
     ("calm", 150): {
         "events.csv": "e6c08987a5f1c8a0e4a4393f5d406135cfd6fc8302d008d81e139a837382de76",
-        "steps.csv": "2394ef9a120658656056306998e7bf0408e7f468222e1dbb963f4f612036f9c2",
-        "summary.json": "47438561c96d7fa439649edeed7ea185f3d6e9648581bfdb329df1f0cc0c29d5",
+        "steps.csv": "d3076cff649d394c32f49c722438ac5b61ada090ea25c52c1041089552190458",
+        "summary.json": "3bef88adcaca9c9974b04eb3bb8b6bc34474c030d5e3b32425f51a4eaa97f83d",
     },
 }
 

@@ -158,7 +158,7 @@ def test_headline_has_readable_names_units_and_colours(runs: dict[str, Path], co
     assert rows["liquidation_delay_blocks_median"][0] == f"{KEEPER_STEP - CRASH_STEP} blocks"
     assert rows["trader_survival_rate"][0] == f"{100 * summary['trader_survival_rate']:.1f}%"
     assert "Keeper delay, median" in headline and f"{KEEPER_STEP - CRASH_STEP} blocks" in headline
-    assert {f.key for f in HEADLINE} >= {"total_bad_debt", "deficit_at_end", "solvent"}
+    assert {f.key for f in HEADLINE} >= {"total_bad_debt", "deficit_at_end", "books_balance"}
 
 
 def test_verdict_colour_comes_from_bad_debt_and_deficit() -> None:
