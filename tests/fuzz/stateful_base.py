@@ -7,8 +7,12 @@ must check about it. Rules (tests/fuzz/test_stateful.py) call helpers, never con
 
 A revert is fine when it is expected: each helper names the reasons its action may revert
 with, and for each the condition that makes it right ("exchange: oracle invalid" only when
-the feed is invalid and the trade adds risk). Any other reason, a true-but-wrong reason, or
-a revert without a reason fails the run.
+the feed is invalid and the trade adds risk), read from the chain's views or asked of a
+counterfactual (tests/fuzz/refusals.py). Any other reason, a reason whose condition does not
+hold, or a revert without a reason fails the run.
+
+Every path an action takes is named (`path`): hypothesis' event statistics show them, and
+`PathCounts` counts the examples that reached each, for tests/fuzz/test_coverage.py.
 
 The model holds only what the chain cannot be trusted to say about itself: every position
 size (from Trade, Liquidation and Deleverage events), every wallet's token balance (from the
@@ -18,6 +22,7 @@ statuses, the active trigger orders, and the records each §5 invariant consumes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +33,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant
 
 from sim.chain import Chain, Reverted, make_chain
 from sim.protocol import MarketConfig, Protocol
+from sim.units import to_wad
 from tests.fuzz import strategies as S
+from tests.fuzz.refusals import Refusals
 from tests.utils import invariants
-from tests.utils.constants import MAX_UINT, PRECISION, USDC, WAD
+from tests.utils.constants import MAX_POSITIONS, PRECISION, USDC, WAD
 
 Subaccount = tuple[str, int]
 
@@ -44,6 +51,27 @@ def event(name: str) -> None:
 def note(text: str) -> None:
     if currently_in_test_context():
         _hypothesis_note(text)
+
+
+class PathCounts:
+    """The paths each example (a run from deployment to teardown under hypothesis) of each
+    machine class reached in this process; `reset` before a run to keep only that run's."""
+
+    examples: dict[str, list[frozenset[str]]] = {}
+
+    @classmethod
+    def reset(cls, machine: str) -> None:
+        cls.examples[machine] = []
+
+    @classmethod
+    def add(cls, machine: str, paths: set[str]) -> None:
+        if currently_in_test_context():  # not the regression tests' replays
+            cls.examples.setdefault(machine, []).append(frozenset(paths))
+
+    @classmethod
+    def reaching(cls, machine: str, names: tuple[str, ...]) -> int:
+        """Examples of `machine` that reached any of the paths `names`."""
+        return sum(1 for paths in cls.examples.get(machine, []) if paths.intersection(names))
 
 
 class RunStats:
@@ -80,6 +108,7 @@ class OrderModel:
     subaccount: int
     market: int
     size: int
+    limit_price: int  # 1e18 USD
     keeper_fee: int  # tokens
 
 
@@ -129,6 +158,8 @@ class ProtocolMachine(RuleBasedStateMachine):
         self._cursor = 0
         self._cache: dict[str, Any] = {}
         self._checked = False
+        self.paths: set[str] = set()  # the paths this example reached
+        self.whales = 0  # whale storylines run (each opens a fresh subaccount)
 
     def check_invariants(self, settings, output, runtimes) -> None:
         """Hypothesis calls this once before the first step and once after every step."""
@@ -140,8 +171,14 @@ class ProtocolMachine(RuleBasedStateMachine):
         super().check_invariants(settings, output, runtimes)
 
     def teardown(self) -> None:
+        PathCounts.add(type(self).__name__, self.paths)
         if self.chain is not None:
             self.chain.close()
+
+    def path(self, name: str) -> None:
+        """Name the path an action took: a hypothesis event, and counted for test_coverage.py."""
+        self.paths.add(name)
+        event(name)
 
     # ================================================================ set-up
     def deploy(self, setup: S.Setup) -> None:
@@ -149,6 +186,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         self.chain = make_chain(self.backend)
         self.protocol = Protocol.deploy(self.chain, setup.config())
         p = self.protocol
+        self.refusals = Refusals(p, p.deployer)
         self.traders = [self.chain.new_account(t) for t in S.TRADERS]
         self.lps = [self.chain.new_account(lp) for lp in S.LPS]
         self.keeper = self.chain.new_account("keeper")
@@ -225,6 +263,10 @@ class ProtocolMachine(RuleBasedStateMachine):
                 old = sizes.get(key, 0)
                 sizes[key] = old + a["size"]
                 assert not adds_risk(old, sizes[key]), f"liquidation added risk: {old} -> {sizes[key]}"
+            elif e.name == "DeviationBreach":
+                self.path("oracle: feed breached")
+            elif e.name == "BreachCleared":
+                self.path("oracle: breach accepted")
             elif e.name == "Deleverage":
                 bkey = (a["bankrupt_owner"], a["bankrupt_subaccount"], a["market"])
                 tkey = (a["target_owner"], a["target_subaccount"], a["market"])
@@ -234,14 +276,17 @@ class ProtocolMachine(RuleBasedStateMachine):
                     assert not adds_risk(old, sizes[key]), f"ADL added risk to {key}: {old} -> {sizes[key]}"
         return events
 
-    def _expect(self, action: str, exc: Reverted, conditions: dict[str, bool]) -> None:
+    def _expect(self, action: str, exc: Reverted, conditions: dict[str, bool | Callable[[], bool]]) -> None:
         """A revert is fine only with a reason this action may give, and only when that
-        reason's condition holds."""
+        reason's condition holds. A condition is a bool, or a predicate (refusals.py) that is
+        asked only when its reason is the one given."""
         reason = exc.reason
         assert reason is not None, f"{action} reverted without a reason: {exc}"
         assert reason in conditions, f"{action}: unexpected revert {reason!r}"
-        assert conditions[reason], f"{action} reverted with {reason!r} but that is not the case"
-        event(f"{action} reverted: {reason}")
+        condition = conditions[reason]
+        holds = condition() if callable(condition) else condition
+        assert holds, f"{action} reverted with {reason!r} but that is not the case"
+        self.path(f"{action} reverted: {reason}")
         note(f"{action} reverted: {reason}")
 
     def _fee_events(self, events: list[Any]) -> None:
@@ -254,6 +299,12 @@ class ProtocolMachine(RuleBasedStateMachine):
                 self.model.wallets[e.args["receiver"]] += e.args["amount"]
 
     # ================================================================ actions: collateral
+    def mint(self, owner: str, usd: float) -> None:
+        """New tokens for a wallet (the faucet), for storylines that need more than it holds."""
+        self.protocol.mint(owner, usd)
+        self.model.wallets[owner] += int(round(usd * USDC))
+        self._collect_events()
+
     def deposit(self, owner: str, sub: int, usd: float) -> None:
         tokens = int(round(usd * USDC))
         acct = self.account(owner, sub)
@@ -266,25 +317,26 @@ class ProtocolMachine(RuleBasedStateMachine):
             return
         self._collect_events()
         self.model.wallets[owner] -= tokens
-        event("deposit")
+        self.path("deposit")
         note(f"deposit {owner[:8]}/{sub}: {usd}")
 
     def withdraw(self, owner: str, sub: int, tokens: int) -> None:
         """Withdraw `tokens` (6 decimals); §5.4 and §5.7 are recorded for the invariants."""
         if tokens <= 0:
-            event("withdraw: nothing to withdraw")
+            self.path("withdraw: nothing to withdraw")
             return
         acct = self.account(owner, sub)
         allowed = bool(acct.markets) and all(self.model.configs[m].allow_unrealized_withdrawal for m in acct.markets)
+        r = self.refusals
         try:
             self.protocol.withdraw(owner, tokens / USDC, sub)
         except Reverted as exc:
             self._expect("withdraw", exc, {
                 "exchange: account bankrupt": acct.bankrupt,
-                "exchange: withdrawal exceeds collateral": not allowed and tokens * PRECISION > acct.collateral,
-                "exchange: below initial margin": True,
+                "exchange: withdrawal exceeds collateral": lambda: r.withdrawal_exceeds_collateral(owner, sub, tokens),
+                "exchange: below initial margin": lambda: r.withdrawal_below_initial_margin(owner, sub, tokens),
                 # only a withdrawal of unrealised PnL draws on the Vault
-                "vault: insufficient liquidity": allowed and tokens * PRECISION > max(acct.collateral, 0),
+                "vault: insufficient liquidity": lambda: r.vault_cannot_lend(owner, sub, tokens),
             })
             return
         self._collect_events()
@@ -292,7 +344,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         self.model.records.margin.append((f"withdraw {tokens} from {owner}/{sub}", self.health(owner, sub)))
         self.model.records.withdrawals.append(
             {"who": (owner, sub), "tokens": tokens, "collateral_before": acct.collateral, "allowed": allowed})
-        event("withdraw: takes unrealised pnl" if tokens * PRECISION > max(acct.collateral, 0) else "withdraw")
+        self.path("withdraw: takes unrealised pnl" if tokens * PRECISION > max(acct.collateral, 0) else "withdraw")
         note(f"withdraw {owner[:8]}/{sub}: {tokens} tokens")
 
     def set_isolated(self, owner: str, sub: int, isolated: bool) -> None:
@@ -303,13 +355,13 @@ class ProtocolMachine(RuleBasedStateMachine):
             self._expect("set_isolated", exc, {"exchange: close positions first": bool(acct.markets)})
             return
         self._collect_events()
-        event("set_isolated")
+        self.path("set_isolated")
 
     # ================================================================ actions: trading
     def trade(self, owner: str, sub: int, market: int, size_delta: int, slippage: float = 0.05) -> None:
         """Trade `size_delta` wei of base units; §5.4 is recorded for a trade that adds risk."""
         if size_delta == 0:
-            event("trade: nothing to do")
+            self.path("trade: nothing to do")
             return
         self.model.subaccounts.add((owner, sub))
         old = self.size(owner, sub, market)
@@ -321,28 +373,35 @@ class ProtocolMachine(RuleBasedStateMachine):
         opens_market = old == 0 and market not in acct.markets
         kind = "flip" if risk and old != 0 and _sign(new) != _sign(old) else (
             "increase" if risk and old != 0 else "open" if risk else "close" if new == 0 else "reduce")
-        try:
+        r = self.refusals
+        limit = r.facade_limit(market, size_delta, slippage)
+
+        def again() -> None:
             self.protocol.trade_wad(owner, market, size_delta, sub, slippage=slippage)
+
+        try:
+            again()
         except Reverted as exc:
             self._expect(f"trade ({kind})", exc, {
                 "exchange: market paused": paused,
                 "exchange: account bankrupt": acct.bankrupt,
                 "exchange: market reduce-only": risk and reduce_only,
                 "exchange: oracle invalid": risk and not valid,
-                "exchange: price above limit": size_delta > 0 and slippage < 0,
-                "exchange: price below limit": size_delta < 0 and slippage < 0,
-                "exchange: open interest cap": risk,
-                "exchange: too many positions": opens_market and (acct.isolated or len(acct.markets) >= 8),
-                "exchange: below initial margin": risk,
-                "exchange: negative equity, liquidate instead": not risk,
+                "exchange: price above limit": size_delta > 0 and (lambda: r.fill_beyond_limit(market, size_delta, limit)),
+                "exchange: price below limit": size_delta < 0 and (lambda: r.fill_beyond_limit(market, size_delta, limit)),
+                "exchange: open interest cap": risk and (lambda: r.open_interest_cap_passed(market, old, new)),
+                "exchange: too many positions": opens_market and (acct.isolated or len(acct.markets) >= MAX_POSITIONS),
+                "exchange: below initial margin": risk and (lambda: r.below_initial_margin_after(owner, sub, again)),
+                "exchange: negative equity, liquidate instead": (
+                    not risk and (lambda: r.negative_equity_after(owner, sub, again))),
                 # the Vault pays realised profit and funding in tokens; it can run dry
-                "vault: insufficient liquidity": True,
+                "vault: insufficient liquidity": lambda: r.vault_runs_dry(again, market),
             })
             return
         self._collect_events()
         if risk:
             self.model.records.margin.append((f"trade {size_delta} {owner}/{sub} m{market}", self.health(owner, sub)))
-        event(f"trade: {kind}")
+        self.path(f"trade: {kind}")
         note(f"trade {owner[:8]}/{sub} m{market}: {old} -> {new} ({kind})")
 
     def resolve_trade(self, intent: S.Trade) -> tuple[str, int, int, int]:
@@ -392,26 +451,30 @@ class ProtocolMachine(RuleBasedStateMachine):
             return
         self._collect_events()
         self.model.wallets[lp] -= tokens
-        event("lp_deposit")
+        self.path("lp_deposit")
 
     def lp_withdraw(self, lp: str, fraction: float) -> None:
         shares = self.protocol.vault.call("shares", lp)
         amount = int(shares * fraction) // 10**12  # shares in micro-units: exact through the facade
         if amount == 0:
-            event("lp_withdraw: no shares")
+            self.path("lp_withdraw: no shares")
             return
         nav = self.protocol.vault.call("nav")
+        share_amount = amount * 10**12
+        r = self.refusals
         try:
             paid = self.protocol.lp_withdraw(lp, amount / 10**6)
         except Reverted as exc:
-            self._expect("lp_withdraw", exc, {"vault: insolvent": nav <= 0, "vault: below reserve": True,
-                                              "vault: insufficient liquidity": True})
+            self._expect("lp_withdraw", exc, {
+                "vault: insolvent": nav <= 0,
+                "vault: below reserve": lambda: r.lp_withdrawal_below_reserve(share_amount),
+                "vault: insufficient liquidity": lambda: r.lp_withdrawal_beyond_balance(share_amount)})
             return
         events = self._collect_events()
         [w] = [e.args for e in events if e.name == "Withdraw" and e.address == self.protocol.vault.address]
         assert w["shares"] == amount * 10**12 and round(paid * USDC) == w["amount"], (w, paid)
         self.model.wallets[lp] += w["amount"]
-        event("lp_withdraw")
+        self.path("lp_withdraw")
 
     # ================================================================ actions: oracle and time
     def report(self, market: int, price: float, reporter: int | None = None) -> None:
@@ -441,7 +504,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         else:
             self.report(market, price, move.reporter)
         valid = self.index(market)[1]
-        event(f"price {move.kind}: feed {'valid' if valid else 'invalid'}")
+        self.path(f"price {move.kind}: feed {'valid' if valid else 'invalid'}")
         note(f"price m{market} {move.kind} -> {price:.6g} (feed valid: {valid})")
 
     def advance_time(self, seconds: int, refresh: bool) -> None:
@@ -450,7 +513,7 @@ class ProtocolMachine(RuleBasedStateMachine):
             for market, price in enumerate(self.model.prices):
                 self.report(market, price)
         self._collect_events()
-        event("time: " + ("seconds" if seconds < 60 else "minutes" if seconds < 3_600 else "hours" if seconds < 86_400
+        self.path("time: " + ("seconds" if seconds < 60 else "minutes" if seconds < 3_600 else "hours" if seconds < 86_400
                           else "days") + (" then reports" if refresh else ", feeds left alone"))
 
     # ================================================================ actions: keepers
@@ -459,19 +522,22 @@ class ProtocolMachine(RuleBasedStateMachine):
         before = self.health(owner, sub)
         acct = self.account(owner, sub)
         size = self.size(owner, sub, market)
-        valid = self.index(market)[1]
-        config = self.model.configs[market]
+        r = self.refusals
+
+        def again() -> float:
+            return self.protocol.liquidate(self.keeper, owner, market, sub, max_size=max_size)
+
         try:
-            closed = self.protocol.liquidate(self.keeper, owner, market, sub, max_size=max_size)
+            closed = again()
         except Reverted as exc:
             self._expect("liquidate", exc, {
-                "liquidator: liquidations paused": not valid and not config.liquidate_when_invalid,
+                "liquidator: liquidations paused": lambda: r.liquidations_paused(market),
                 "liquidator: account bankrupt": acct.bankrupt,
                 "liquidator: no position": size == 0,
                 "liquidator: not liquidatable": before.equity >= before.maintenance_margin,
-                "liquidator: zero size": max_size is not None,
-                "exchange: market paused": self.model.status[market][0],
-                "vault: insufficient liquidity": True,
+                "liquidator: zero size": max_size is not None and to_wad(max_size) == 0,
+                "exchange: market paused": lambda: r.market_paused(market),
+                "vault: insufficient liquidity": lambda: r.vault_runs_dry(again),
             })
             return
         events = self._collect_events()
@@ -485,18 +551,24 @@ class ProtocolMachine(RuleBasedStateMachine):
             if e.name == "BadDebt":
                 self.model.records.bad_debts.append((e.args, before.equity))
         kind = "bankruptcy" if acct_after.bankrupt else "partial" if acct_after.markets else "full"
-        event(f"liquidate: {kind}" + (" with bad debt" if any(e.name == "BadDebt" for e in events) else ""))
+        self.path(f"liquidate: {kind}" + (" with bad debt" if any(e.name == "BadDebt" for e in events) else ""))
         note(f"liquidate {owner[:8]}/{sub} m{market}: closed {closed} ({kind})")
 
-    def deleverage(self, bankrupt: Subaccount, target: Subaccount, market: int, size: float | None) -> None:
+    def deleverage(self, bankrupt: Subaccount, target: Subaccount, market: int, size: float | None) -> bool:
+        """ADL `size` (None: all it can) of a bankrupt position against `target`; whether it went through."""
         bacct = self.account(*bankrupt)
         bsize = self.size(*bankrupt, market)
         tsize = self.size(*target, market)
         tpnl = self.protocol.exchange.call("position_pnl", *target, market)
         tacct = self.account(*target)
         deficit = self.protocol.exchange.call("market_states", market)[8]
+        r = self.refusals
+
+        def again() -> float:
+            return self.protocol.deleverage(self.keeper, bankrupt, target, market, size)
+
         try:
-            self.protocol.deleverage(self.keeper, bankrupt, target, market, size)
+            again()
         except Reverted as exc:
             self._expect("deleverage", exc, {
                 "liquidator: not bankrupt": not bacct.bankrupt,
@@ -504,10 +576,10 @@ class ProtocolMachine(RuleBasedStateMachine):
                 "liquidator: target not opposite": tsize == 0 or _sign(tsize) == _sign(bsize),
                 "liquidator: target bankrupt": tacct.bankrupt,
                 "liquidator: target not profitable": tpnl <= 0,
-                "liquidator: zero size": size is not None,
-                "vault: insufficient liquidity": True,
+                "liquidator: zero size": size is not None and to_wad(size) == 0,
+                "vault: insufficient liquidity": lambda: r.vault_runs_dry(again),
             })
-            return
+            return False
         events = self._collect_events()
         [d] = [e.args for e in events if e.name == "Deleverage"]
         after = self.account(*bankrupt)
@@ -517,8 +589,9 @@ class ProtocolMachine(RuleBasedStateMachine):
             assert after.bankrupt, "a bankrupt subaccount left bankruptcy with its position open"
         else:
             assert not after.bankrupt and after.deficit == 0, f"fully deleveraged but still {after}"
-        event("deleverage: " + ("closed" if not after.markets else "partial"))
+        self.path("deleverage: " + ("closed" if not after.markets else "partial"))
         note(f"deleverage {bankrupt[0][:8]}/{bankrupt[1]} vs {target[0][:8]}/{target[1]} m{market}: {d['size']}")
+        return True
 
     def place_trigger(self, owner: str, sub: int, market: int, size: int, trigger_price: float, kind: str,
                       limit_price: float | None, keeper_fee: float) -> None:
@@ -527,25 +600,39 @@ class ProtocolMachine(RuleBasedStateMachine):
         self._collect_events()
         stored = self.protocol.trigger_orders.call("orders", order_id)
         assert stored[0] == owner and stored[8] is True, stored
-        self.model.orders[order_id] = OrderModel(owner, sub, market, stored[3], stored[7])
-        event(f"trigger placed: {kind}")
+        self.model.orders[order_id] = OrderModel(owner, sub, market, stored[3], stored[5], stored[7])
+        self.path(f"trigger placed: {kind}")
 
     def execute_trigger(self, order_id: int) -> None:
-        order = self.model.orders[order_id]
+        """Execute an order; one that is not active (executed, cancelled or never placed)
+        must be refused."""
+        order = self.model.orders.get(order_id)
+        if order is None:
+            self._refuse_inactive_order("execute_trigger", order_id,
+                                        lambda: self.protocol.execute_trigger(self.keeper, order_id))
+            return
         triggered = self.protocol.trigger_orders.call("is_triggered", order_id)
         old = self.size(order.owner, order.subaccount, order.market)
         acct = self.account(order.owner, order.subaccount)
+        fill_size = -old if abs(order.size) > abs(old) else order.size  # reduce-only: at most the position
+        r = self.refusals
+
+        def again() -> bool:
+            return self.protocol.execute_trigger(self.keeper, order_id)
+
         try:
-            executed = self.protocol.execute_trigger(self.keeper, order_id)
+            executed = again()
         except Reverted as exc:
+            beyond_limit = lambda: r.fill_beyond_limit(order.market, fill_size, order.limit_price)  # noqa: E731
             self._expect("execute_trigger", exc, {
                 "triggers: not triggered": not triggered,
-                "exchange: market paused": self.model.status[order.market][0],
+                "exchange: market paused": lambda: r.market_paused(order.market),
                 "exchange: account bankrupt": acct.bankrupt,
-                "exchange: price above limit": order.size > 0,
-                "exchange: price below limit": order.size < 0,
-                "exchange: negative equity, liquidate instead": True,
-                "vault: insufficient liquidity": True,
+                "exchange: price above limit": fill_size > 0 and beyond_limit,
+                "exchange: price below limit": fill_size < 0 and beyond_limit,
+                "exchange: negative equity, liquidate instead": (
+                    lambda: r.negative_equity_after(order.owner, order.subaccount, again)),
+                "vault: insufficient liquidity": lambda: r.vault_runs_dry(again),
             })
             return
         events = self._collect_events()
@@ -556,17 +643,30 @@ class ProtocolMachine(RuleBasedStateMachine):
         if executed:
             [e] = [e.args for e in events if e.name == "OrderExecuted"]
             assert e["keeper_fee"] == order.keeper_fee
-            event("trigger executed")
+            self.path("trigger executed")
         else:
             [c] = [e.args for e in events if e.name == "OrderCancelled"]
             assert c["reason"] in ("no position to reduce", "collateral below keeper fee"), c
-            event(f"trigger cancelled: {c['reason']}")
+            self.path(f"trigger cancelled: {c['reason']}")
 
-    def cancel_trigger(self, order_id: int) -> None:
-        order = self.model.orders.pop(order_id)
+    def cancel_trigger(self, order_id: int, owner: str) -> None:
+        """The owner cancels an order; one that is not active must be refused."""
+        order = self.model.orders.pop(order_id, None)
+        if order is None:
+            self._refuse_inactive_order("cancel_trigger", order_id, lambda: self.protocol.cancel_trigger(owner, order_id))
+            return
         self.protocol.cancel_trigger(order.owner, order_id)
         self._collect_events()
-        event("trigger cancelled by owner")
+        self.path("trigger cancelled by owner")
+
+    def _refuse_inactive_order(self, action: str, order_id: int, send: Callable[[], Any]) -> None:
+        try:
+            send()
+        except Reverted as exc:
+            self._expect(action, exc, {
+                "triggers: order not active": lambda: not self.protocol.trigger_orders.call("orders", order_id)[8]})
+            return
+        raise AssertionError(f"{action} went through on order {order_id}, which is not active")
 
     # ================================================================ actions: the owner
     def set_market_params(self, config: MarketConfig) -> None:
@@ -574,14 +674,19 @@ class ProtocolMachine(RuleBasedStateMachine):
         self.protocol.set_market_params(config)
         self.model.configs[market] = config
         self._collect_events()
-        event("owner: market params")
+        self.path("owner: market params")
         note(f"params m{market}: {config}")
+
+    def set_reserve_factor(self, reserve_factor: float) -> None:
+        self.protocol.vault.transact("set_reserve_factor", to_wad(reserve_factor), sender=self.owner)
+        self._collect_events()
+        self.path(f"owner: reserve factor {reserve_factor}")
 
     def set_market_status(self, market: int, paused: bool, reduce_only: bool) -> None:
         self.protocol.set_market_status(market, paused, reduce_only)
         self.model.status[market] = (paused, reduce_only)
         self._collect_events()
-        event(f"owner: status paused={paused} reduce_only={reduce_only}")
+        self.path(f"owner: status paused={paused} reduce_only={reduce_only}")
 
     # ================================================================ invariants (DESIGN §5)
     @invariant()

@@ -20,10 +20,12 @@ from sim.protocol import MarketConfig, OracleConfig, ProtocolConfig
 TRADERS = ("alice", "bob", "carol")
 SUBACCOUNTS = (0, 1, 2)
 ISOLATED_SUBACCOUNT = 2  # every trader's subaccount 2 is isolated at set-up (dYdX v4's isolated margin)
+WHALE_SUBACCOUNTS = 100  # a whale storyline opens subaccount 100, 101, ...: fresh ones, that no other rule draws
 LPS = ("lp-0", "lp-1")
 REPORTERS = 3
 TRADER_WALLET = 2_000_000.0  # USD minted to each trader at set-up
 LP_WALLET = 5_000_000.0
+LP_STAKES = (100_000.0, 1_000_000.0)  # what each LP deposits into the Vault at set-up
 
 # Three markets that between them cover every mode: premium and velocity funding; oracle,
 # premium and median marks; a market that lets unrealised PnL leave (the Mango switch) and one
@@ -69,7 +71,7 @@ def setups(draw) -> Setup:
     return Setup(
         insurance_fund=draw(st.sampled_from([0.0, 500.0, 5_000.0, 100_000.0]), label="insurance_fund"),
         vault_liquidity=draw(st.sampled_from([400_000.0, 4_000_000.0]), label="vault_liquidity"),
-        reserve_factor=draw(st.sampled_from([0.0, 0.1, 0.5]), label="reserve_factor"),
+        reserve_factor=draw(st.sampled_from([0.0, 0.1, 0.5, 2.0]), label="reserve_factor"),
     )
 
 
@@ -283,6 +285,70 @@ def trigger_placements(draw) -> TriggerPlacement:
     )
 
 
+@dataclass(frozen=True)
+class WhaleCrash:
+    """A storyline that reaches liquidation, bankruptcy and ADL by construction (no luck in
+    the draw).
+
+    Trader `trader` opens a whale position on `side` in `market` from a fresh subaccount at
+    `leverage_share` of the market's maximum leverage (1 / imf); the two other traders take
+    the opposite side from fresh subaccounts, each `target_share` of the whale's size
+    (together more than it, each less), with a take-profit on half of it; the price moves
+    against the whale just enough to take it to `depth` (the collateral and the move are
+    sized from the market and the insurance fund: test_stateful.py `_whale_plan`); the feed
+    accepts the move (after its breach timeout, when it is a gap); with `cut`, the whale
+    tries to halve its position first (allowed while its equity is not negative); and the
+    keepers sweep: they liquidate, deleverage a first slice of `adl.fraction` (None: all at
+    once) then the rest, and execute the take-profits.
+
+    depth: `below_maintenance` (a partial liquidation, or a full one in premium mark mode),
+    `under_water` (a full liquidation whose shortfall the fund pays), `bankrupt` (a
+    shortfall beyond the fund: bankruptcy, then ADL)."""
+
+    trader: int
+    market: str
+    side: int
+    leverage_share: float
+    target_share: float
+    depth: Literal["below_maintenance", "under_water", "bankrupt"]
+    cut: bool
+    adl: Deleveraging
+
+
+@composite
+def whale_crashes(draw) -> WhaleCrash:
+    return WhaleCrash(
+        trader=draw(traders, label="trader"),
+        market=draw(markets, label="market"),
+        side=draw(st.sampled_from([1, -1]), label="side"),
+        leverage_share=draw(st.floats(0.5, 0.8), label="leverage_share"),
+        target_share=draw(st.floats(0.55, 0.9), label="target_share"),
+        depth=draw(st.sampled_from(["bankrupt", "under_water", "below_maintenance"]), label="depth"),
+        cut=draw(st.booleans(), label="cut"),
+        adl=draw(deleveragings(), label="adl"),
+    )
+
+
+@dataclass(frozen=True)
+class CapTrade:
+    """Trader `trader` takes `fraction` of the room left under `market`'s open-interest cap
+    on `side` (`beyond`: one base unit more than all of it), from a fresh subaccount with
+    collateral enough that margin does not bind: the cap alone decides."""
+
+    trader: int
+    market: str
+    side: int
+    fraction: float
+    beyond: bool
+
+
+@composite
+def cap_trades(draw) -> CapTrade:
+    return CapTrade(draw(traders, label="trader"), draw(markets, label="market"),
+                    draw(st.sampled_from([1, -1]), label="side"), draw(fractions, label="fraction"),
+                    draw(st.sampled_from([False, False, True]), label="beyond"))
+
+
 # ---------------------------------------------------------------- LPs
 @dataclass(frozen=True)
 class LpDeposit:
@@ -329,6 +395,10 @@ def market_params(draw, market: str | None = None) -> MarketConfig:
         "min_position_notional": draw(st.sampled_from([0.0, 10.0, 1_000.0]), label="min_position_notional"),
         "liquidate_when_invalid": draw(st.booleans(), label="liquidate_when_invalid"),
     })
+
+
+# reserves of 0 to 10x the open-interest notional: the high ones make LP withdrawals reserve-limited
+reserve_factors = st.sampled_from([0.0, 0.1, 0.5, 2.0, 10.0])
 
 
 @dataclass(frozen=True)
