@@ -4,6 +4,7 @@ and the agent's actions checked against what its rules say it should do."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import FrozenInstanceError
 from typing import Any
 
 import numpy as np
@@ -130,7 +131,7 @@ def test_agent_refuses_a_missing_rng(protocol: Protocol) -> None:
 
 def test_config_is_frozen() -> None:
     config = NoiseTrader.Config(trade_probability=0.5)
-    with pytest.raises(Exception):
+    with pytest.raises(FrozenInstanceError, match="trade_probability"):
         config.trade_probability = 0.9  # type: ignore[misc]
 
 

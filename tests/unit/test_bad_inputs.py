@@ -37,6 +37,8 @@ MIN_INT = -(2**255)
 UNKNOWN = 99  # a market, asset or order id nothing has created
 REENTRANT_TOKEN = Path(__file__).resolve().parents[1] / "contracts" / "ReentrantToken.vy"
 NOOP = "no-op"  # the case must succeed and change no balance and no book entry
+NO_VALUE = object()  # a transaction's case: no return value to check
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 # ---------------------------------------------------------------- the state every case starts from
@@ -113,7 +115,8 @@ class Fingerprint:
 
 @dataclass(frozen=True)
 class Case:
-    """`call` must revert with `expect` (a reason, or None for no reason), or be a no-op (NOOP)."""
+    """`call` must revert with `expect` (a reason, or None for no reason), or be a no-op
+    (NOOP); a read-only no-op must return `returns`, the value its note states."""
 
     id: str
     contract: str
@@ -122,6 +125,7 @@ class Case:
     expect: str | None
     prepare: Callable[[Ctx], None] | None = None
     note: str = ""
+    returns: Any = NO_VALUE
 
 
 def tx(contract: str, function: str, *args: Any, sender: str = "alice") -> Callable[[Ctx], Any]:
@@ -299,13 +303,18 @@ CASES: list[Case] = [
     Case("fill_price max size", EX, "fill_price", view(EX, "fill_price", 0, MAX_INT), "exchange: size too large"),
     Case("fill_price min size", EX, "fill_price", view(EX, "fill_price", 0, MIN_INT), "exchange: size too large"),
     *[Case(f"{fn} unknown subaccount", EX, fn, with_ctx(EX, fn, lambda c: (c.stranger, MAX_UINT), is_view=True), NOOP,
-           note="an unused subaccount reads as empty")
-      for fn in ("health", "equity", "margin_ratio", "account_markets", "accounts")],
-    Case("markets unknown market", EX, "markets", view(EX, "markets", UNKNOWN), NOOP, note="a storage getter: zeros"),
+           note=f"an unused subaccount reads as empty: {note}", returns=value)
+      for fn, value, note in (("health", (0, 0, 0, 0), "no equity, margin or notional"), ("equity", 0, "0"),
+                              ("margin_ratio", MAX_UINT, "no position: the maximum"),
+                              ("account_markets", (), "no market"),
+                              ("accounts", (0, (), False, False, 0), "no collateral, markets or flags"))],
+    Case("markets unknown market", EX, "markets", view(EX, "markets", UNKNOWN), NOOP, note="a storage getter: zeros",
+         returns=(0,) * 13 + (False,)),
     Case("market_states unknown market", EX, "market_states", view(EX, "market_states", UNKNOWN), NOOP,
-         note="a storage getter: zeros"),
+         note="a storage getter: zeros", returns=(0,) * 9 + (False, False)),
     Case("positions unknown market", EX, "positions", with_ctx(EX, "positions", lambda c: (c.alice, 0, UNKNOWN),
-                                                                is_view=True), NOOP, note="a storage getter: zeros"),
+                                                                is_view=True), NOOP, note="a storage getter: zeros",
+         returns=(0, 0, 0)),
     # -- Liquidator
     Case("set_params wrong caller", LQ, "set_params", tx(LQ, "set_params", 0, _liq(), sender="stranger"),
          "liquidator: caller is not the owner"),
@@ -352,10 +361,12 @@ CASES: list[Case] = [
          "liquidator: target not opposite",
          prepare=lambda c: (c.crash_alice(), c.protocol.liquidate(c.keeper, c.alice, "ETH"))),
     *[Case(f"{fn} unknown subaccount", LQ, fn, with_ctx(LQ, fn, lambda c: (c.stranger, MAX_UINT, UNKNOWN), is_view=True),
-           NOOP, note="no position: 0") for fn in ("liquidation_price", "bankruptcy_price")],
+           NOOP, note="no position: 0", returns=0) for fn in ("liquidation_price", "bankruptcy_price")],
     Case("is_liquidatable unknown subaccount", LQ, "is_liquidatable",
-         with_ctx(LQ, "is_liquidatable", lambda c: (c.stranger, MAX_UINT), is_view=True), NOOP, note="False"),
-    Case("params unknown market", LQ, "params", view(LQ, "params", UNKNOWN), NOOP, note="a storage getter: zeros"),
+         with_ctx(LQ, "is_liquidatable", lambda c: (c.stranger, MAX_UINT), is_view=True), NOOP, note="False",
+         returns=False),
+    Case("params unknown market", LQ, "params", view(LQ, "params", UNKNOWN), NOOP, note="a storage getter: zeros",
+         returns=(0, 0, 0, False)),
     # -- TriggerOrders
     Case("place unknown market", TR, "place", tx(TR, "place", 0, UNKNOWN, -WAD, WAD, 0, 0, 0), "triggers: unknown market"),
     Case("place zero size", TR, "place", tx(TR, "place", 0, 0, 0, WAD, 0, 0, 0), "triggers: zero size"),
@@ -375,8 +386,10 @@ CASES: list[Case] = [
     Case("execute unknown order", TR, "execute", tx(TR, "execute", UNKNOWN, sender="keeper"), "triggers: order not active"),
     Case("execute an order not triggered", TR, "execute", with_ctx(TR, "execute", lambda c: (c.order,), sender="keeper"),
          "triggers: not triggered"),
-    Case("is_triggered unknown order", TR, "is_triggered", view(TR, "is_triggered", UNKNOWN), NOOP, note="False"),
-    Case("orders unknown order", TR, "orders", view(TR, "orders", UNKNOWN), NOOP, note="a storage getter: zeros"),
+    Case("is_triggered unknown order", TR, "is_triggered", view(TR, "is_triggered", UNKNOWN), NOOP, note="False",
+         returns=False),
+    Case("orders unknown order", TR, "orders", view(TR, "orders", UNKNOWN), NOOP, note="a storage getter: zeros",
+         returns=(ZERO_ADDRESS,) + (0,) * 7 + (False,)),
     # -- Oracle
     Case("set_reporter wrong caller", OR, "set_reporter",
          with_ctx(OR, "set_reporter", lambda c: (c.stranger, True), sender="stranger"), "oracle: caller is not the owner"),
@@ -415,16 +428,20 @@ CASES: list[Case] = [
         "report", 0, 0, sender=c.protocol.reporters[0]), "oracle: zero price"),
     Case("report max price", OR, "report", lambda c: c.protocol.oracle.transact(
         "report", 0, MAX_UINT, sender=c.protocol.reporters[0]), "oracle: price too large"),
-    *[Case(f"{fn} unknown asset", OR, fn, view(OR, fn, *args), NOOP, note="no price: zeros, invalid")
-      for fn, args in (("latest", (UNKNOWN,)), ("median", (UNKNOWN,)), ("twap", (UNKNOWN, 600)),
-                       ("feeds", (UNKNOWN,)), ("state", (UNKNOWN,)), ("observations", (UNKNOWN, 0)))],
-    Case("twap max window", OR, "twap", view(OR, "twap", 0, MAX_UINT), NOOP, note="the oldest observation kept"),
+    *[Case(f"{fn} unknown asset", OR, fn, view(OR, fn, *args), NOOP, note="no price: zeros, invalid", returns=value)
+      for fn, args, value in (("latest", (UNKNOWN,), (0, 0, False)), ("median", (UNKNOWN,), (0, 0)),
+                              ("twap", (UNKNOWN, 600), 0), ("feeds", (UNKNOWN,), (0,) * 5),
+                              ("state", (UNKNOWN,), (0,) * 6), ("observations", (UNKNOWN, 0), (0, 0)))],
+    Case("twap max window", OR, "twap", view(OR, "twap", 0, MAX_UINT), NOOP,
+         note="the average since the oldest observation kept: 100 s at 2,000, then 100 s at 2,100",
+         prepare=lambda c: (c.chain.mine(100), c.protocol.report_all("ETH", 2_100), c.chain.mine(100)),
+         returns=2_050 * WAD),
     Case("reporters index out of range", OR, "reporters", view(OR, "reporters", UNKNOWN), None,
          note="a DynArray getter past its end: the compiler's bounds check, no reason"),
     Case("is_reporter stranger", OR, "is_reporter", with_ctx(OR, "is_reporter", lambda c: (c.stranger,), is_view=True),
-         NOOP, note="False"),
+         NOOP, note="False", returns=False),
     Case("reports unknown asset", OR, "reports", with_ctx(OR, "reports", lambda c: (UNKNOWN, c.stranger), is_view=True),
-         NOOP, note="a storage getter: zeros"),
+         NOOP, note="a storage getter: zeros", returns=(0, 0)),
     # -- Vault
     Case("set_exchange (vault) wrong caller", VA, "set_exchange",
          with_ctx(VA, "set_exchange", lambda c: (c.stranger,), sender="stranger"), "vault: caller is not the owner"),
@@ -445,7 +462,7 @@ CASES: list[Case] = [
     Case("pay (vault) wrong caller", VA, "pay", with_ctx(VA, "pay", lambda c: (c.stranger, ONE), sender="stranger"),
          "vault: caller is not the exchange"),
     Case("shares unknown provider", VA, "shares", with_ctx(VA, "shares", lambda c: (c.stranger,), is_view=True), NOOP,
-         note="0"),
+         note="0", returns=0),
     # -- InsuranceFund
     Case("set_exchange (fund) wrong caller", IF, "set_exchange",
          with_ctx(IF, "set_exchange", lambda c: (c.stranger,), sender="stranger"), "insurance: caller is not the owner"),
@@ -467,9 +484,9 @@ CASES: list[Case] = [
     Case("mint max", TK, "mint", with_ctx(TK, "mint", lambda c: (c.stranger, MAX_UINT)), "usdc: supply overflow"),
     Case("faucet max", TK, "faucet", tx(TK, "faucet", MAX_UINT, sender="stranger"), "usdc: supply overflow"),
     Case("balanceOf stranger", TK, "balanceOf", with_ctx(TK, "balanceOf", lambda c: (c.stranger,), is_view=True), NOOP,
-         note="0"),
+         note="0", returns=0),
     Case("allowance stranger", TK, "allowance",
-         with_ctx(TK, "allowance", lambda c: (c.stranger, c.alice), is_view=True), NOOP, note="0"),
+         with_ctx(TK, "allowance", lambda c: (c.stranger, c.alice), is_view=True), NOOP, note="0", returns=0),
 ]
 
 
@@ -480,11 +497,22 @@ def test_bad_input(ctx: Ctx, case: Case):
         case.prepare(ctx)
     before = Fingerprint.of(ctx)
     if case.expect == NOOP:
-        case.call(ctx)
+        result = case.call(ctx)
+        if case.returns is not NO_VALUE:
+            assert result == case.returns, f"{case.id} returned {result!r}; its note says {case.note!r}"
     else:
         with reverts(case.expect):
             case.call(ctx)
     assert Fingerprint.of(ctx) == before, f"{case.id} changed balances or books"
+
+
+def test_read_only_no_ops_state_their_values():
+    """A view that answers a bad input without reverting must say what it answers."""
+    read_only = {(name, e["name"]) for name, artifact in compile_project().items() for e in artifact.abi
+                 if e["type"] == "function" and e["stateMutability"] in ("view", "pure")}
+    unchecked = [c.id for c in CASES
+                 if c.expect == NOOP and (c.contract, c.function) in read_only and c.returns is NO_VALUE]
+    assert not unchecked, f"read-only no-ops without the value they return: {unchecked}"
 
 
 def test_market_without_feed_is_reduce_only(ctx: Ctx):

@@ -8,7 +8,7 @@ import pytest
 from sim.protocol import Protocol
 from sim.units import WAD, to_wad
 from tests.utils.asserts import reverts
-from tests.utils.constants import PRECISION, USDC
+from tests.utils.constants import LN2, PRECISION, USDC
 
 
 def test_fill_price_formula_hand_worked(protocol: Protocol, fund, alice, bob):
@@ -166,8 +166,8 @@ def test_cross_margin_sums_positions(protocol: Protocol, fund, alice, set_price)
 
 
 def test_too_many_positions(protocol: Protocol, deployed, fund, alice):
-    """A subaccount holds at most MAX_POSITIONS positions; with two markets here, the bound is
-    checked through isolation (1). The constant itself is covered by the fuzz suite."""
+    """An isolated subaccount holds one position. The cross-margined cap, MAX_POSITIONS, needs
+    nine markets: tests/unit/test_position_cap.py."""
     fund(alice, 20_000, subaccount=2)
     protocol.set_isolated(alice, 2)
     protocol.trade(alice, "BTC", 0.1, subaccount=2)
@@ -226,7 +226,13 @@ def test_mark_modes(protocol: Protocol, fund, alice, owner, chain, set_price):
     index = ex.call("index_price", 0)[0]
     ema = ex.call("market_states", 0)[6]
     twap = protocol.oracle.call("twap", 0, eth.twap_window)
-    assert 0 < ema < WAD // 1000  # towards the premium 0.001, after 160 s of a 150 s half-life
+    # One accrual over the 160 s since the mode changed, towards the premium 10 / 10,000 =
+    # 0.001, with the Exchange's documented approximation alpha = dt / (dt + tau), tau =
+    # half-life / ln 2 in whole seconds (216 s): 0.001 x 160 / 376 = 0.000426. (The exact
+    # exponential, 1 - 2 ** (-160 / 150), would give 0.000523.)
+    tau = eth.premium_half_life * WAD // LN2
+    assert tau == 216
+    assert ema == (10 * WAD // 10_000) * 160 // (160 + tau)
     candidates = sorted([index, index * (WAD + ema) // WAD, twap])
     assert ex.call("mark_price", 0) == candidates[1]
     assert 2000 * WAD < twap < 2100 * WAD

@@ -3,15 +3,32 @@ cancellation with a reason (DESIGN §4 trigger orders)."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+from math import ceil, floor
+
 import pytest
 
 from sim.protocol import Protocol
-from sim.units import to_wad
+from sim.units import WAD
 from tests.utils.asserts import reverts
 
 
 def _cancel_reason(receipt) -> str:
     return [e for e in receipt.events if e.name == "OrderCancelled"][0].args["reason"]
+
+
+def _close_by_trigger(side: int, size: int, index: int, keeper_fee: Fraction) -> Fraction:
+    """Collateral change (USD) when a trigger closes a position of `side` x `size` ETH opened
+    at 2,000 with no other open interest, filled at `index` (the conftest's ETH: skew scale
+    10,000, taker fee 0.05%; no time passes, so no funding). Fills move with skew (SIP-279):
+    opening fills at 2,000 x (1 + side x size / 20,000), closing at index x (1 + side x size /
+    20,000), the skew halving on the way out. Realised PnL is rounded down to a token unit, the
+    fee up, and the keeper fee comes off the collateral too."""
+    impact = Fraction(side * size, 2 * 10_000)
+    opened, closed = 2_000 * (1 + impact), index * (1 + impact)
+    pnl = side * size * (closed - opened)
+    fee = size * closed * Fraction(5, 10_000)
+    return Fraction(floor(pnl * 10**6), 10**6) - Fraction(ceil(fee * 10**6), 10**6) - keeper_fee
 
 
 @pytest.mark.parametrize(
@@ -33,12 +50,13 @@ def test_trigger_fires_only_when_crossed(protocol: Protocol, fund, alice, keeper
     with reverts("triggers: not triggered"):
         protocol.execute_trigger(keeper, order)
     set_price("ETH", crossed)
-    keeper_before = protocol.token_balance(keeper)
-    collateral_before = protocol.collateral(alice)
+    keeper_before = protocol.usdc.call("balanceOf", keeper)
+    collateral_before = protocol.exchange.call("accounts", alice, 0)[0]
     assert protocol.execute_trigger(keeper, order) is True
     assert protocol.position(alice, "ETH").size == 0
-    assert protocol.token_balance(keeper) - keeper_before == pytest.approx(2.0)
-    assert protocol.collateral(alice) < collateral_before + 5 * abs(crossed - 2000) + 1
+    assert protocol.usdc.call("balanceOf", keeper) - keeper_before == 2_000_000  # $2.00, 6 decimals
+    change = protocol.exchange.call("accounts", alice, 0)[0] - collateral_before
+    assert change == _close_by_trigger(side, 5, crossed, Fraction(2)) * WAD
     with reverts("triggers: order not active"):
         protocol.execute_trigger(keeper, order)
 
