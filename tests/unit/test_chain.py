@@ -1,8 +1,10 @@
 """Conformance tests of the chain layer: every backend must behave the same (DESIGN §3).
 
-Each behaviour is one test, run on every backend (revm, pyevm, rpc on a local anvil; the rpc
-cases skip when anvil is not installed). Cross-backend tests run one script on all backends
-and compare what they report (gas, addresses, state). The probe contract is
+Each behaviour is one test, run on every backend (revm, pyevm, rpc on a local anvil). Cross-
+backend tests run one script on the two in-process backends, and on all three, and compare
+what they report (gas, addresses, state). Where anvil is missing and npm cannot install it,
+the rpc cases skip with the reason; on CI (env CI set) they fail instead
+(tests/utils/anvil.py `require_anvil`). The probe contract is
 tests/contracts/ChainProbe.vy.
 """
 
@@ -36,7 +38,7 @@ from sim.chain import (
     deploy,
     make_chain,
 )
-from tests.utils.anvil import anvil_binary, free_port
+from tests.utils.anvil import free_port
 
 PROBE_SOURCE = Path(__file__).resolve().parents[1] / "contracts" / "ChainProbe.vy"
 
@@ -71,10 +73,12 @@ def chain(request: pytest.FixtureRequest) -> Chain:
     return _open_chain(request.param, request)
 
 
-@pytest.fixture
+@pytest.fixture(params=["in-process", "all"])
 def all_chains(request: pytest.FixtureRequest) -> dict[str, Chain]:
-    """One fresh chain per backend; rpc only where anvil is installed."""
-    backends = [b for b in BACKENDS if b != "rpc" or anvil_binary() is not None]
+    """One fresh chain per backend: revm and pyevm (`in-process`), or all three (`all`). The
+    rpc backend needs anvil: where it cannot be had, `all` skips with the reason (and fails
+    on CI), while `in-process` still compares the two in-process EVMs."""
+    backends = [b for b in BACKENDS if b != "rpc" or request.param == "all"]
     return {backend: _open_chain(backend, request) for backend in backends}
 
 
