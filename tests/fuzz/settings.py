@@ -1,10 +1,12 @@
 """Hypothesis profiles for the fuzz suite, chosen by the HYPOTHESIS_PROFILE environment variable.
 
 - `ci` (the default, what `make test` runs): 30 examples of 50 steps for each of the two
-  state machines (about 3,000 stateful steps), about a minute on revm. Derandomized: every
-  run explores the same examples, so what tests/fuzz/test_coverage.py asserts was reached
-  is reached on every machine, every time (the examples change when the strategies or the
-  rules do; the coverage test then says whether they still reach every path).
+  state machines (about 3,000 stateful steps), about a minute on revm. Derandomized: the
+  examples depend on the code alone, so CI explores the same ground on every run of a
+  commit. (Hypothesis also draws some values from the literals of the project's modules
+  that are loaded, so `pytest tests/fuzz` and `make test`, which loads every test module
+  first, explore two different sets, each fixed.) The examples change when the code does;
+  tests/fuzz/test_coverage.py then says whether they still reach every path it names.
 - `campaign` (`make fuzz`): long runs; tests/fuzz/campaign.py drives it in batches.
 - `dev`: a quick smoke run while editing.
 

@@ -397,8 +397,9 @@ def market_params(draw, market: str | None = None) -> MarketConfig:
     })
 
 
-# reserves of 0 to 10x the open-interest notional: the high ones make LP withdrawals reserve-limited
-reserve_factors = st.sampled_from([0.0, 0.1, 0.5, 2.0, 10.0])
+# the reserve an owner sets before an LP run: 2x or 10x the open-interest notional, which
+# holds most runs back (set-up draws the ordinary ones)
+run_reserve_factors = st.sampled_from([2.0, 10.0])
 
 
 @dataclass(frozen=True)

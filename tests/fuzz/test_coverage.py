@@ -1,16 +1,18 @@
 """What the `ci` fuzz run reaches, asserted: each path below happened in at least one example.
 
-The `ci` profile is derandomized, so its examples are the same on every run and machine. The
-paths are reached by construction, not by luck: the whale storyline (test_stateful.py
-`whale_crash`) builds a bankruptcy, its partial and full ADL and take-profits that fire; the
-keepers' sweep executes triggered orders; LPs hold a stake from set-up and the reserve
-factor reaches 10x open interest. If a change to the strategies or rules loses a path, this
+The `ci` profile is derandomized (tests/fuzz/settings.py), so its examples are fixed by the
+code. The paths are reached by construction, not by luck, in many examples each (the
+session's summary prints how many): the whale storyline (test_stateful.py `whale_crash`)
+takes a whale below maintenance, under water or past the insurance fund, so liquidations,
+bankruptcy, partial and full ADL and the take-profits of its counterparties follow; the
+keepers' sweep executes triggered orders; LPs hold a stake from set-up, and in an LP run the
+owner sets a reserve of 2x or 10x open interest. If a change to the code loses a path, this
 test says which.
 
 The counts come from the `ci` run of the state machines in this session (test_stateful.py,
 which tests/fuzz/conftest.py runs first); run alone, or under another profile, this test runs
-them itself with the `ci` settings, and so the same examples. The session's summary prints
-each path's frequency; `--hypothesis-show-statistics` shows the same paths as events.
+them itself with the `ci` settings. `--hypothesis-show-statistics` shows the same paths as
+events.
 """
 
 from __future__ import annotations

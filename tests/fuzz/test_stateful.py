@@ -133,6 +133,14 @@ class ProtocolFuzz(ProtocolMachine):
     def lp_withdraw_shares(self, w: S.LpWithdrawal) -> None:
         self.lp_withdraw(self.lps[w.lp], w.fraction)
 
+    @rule(lp=S.lps, reserve_factor=S.run_reserve_factors)
+    def lp_run(self, lp: int, reserve_factor: float) -> None:
+        """The owner raises the reserve factor (to 2x or 10x open interest), then an LP rushes
+        for the exit with all its shares: unless open interest is small, the reserve holds the
+        withdrawal back, by construction rather than by luck."""
+        self.set_reserve_factor(reserve_factor)
+        self.lp_withdraw(self.lps[lp], 1.0)
+
     # ---------------------------------------------------------------- keepers
     # No rule has a precondition: each resolves its intent against the state, and where there
     # is nothing for it to act on it asks what must be refused (a healthy subaccount, one
@@ -340,10 +348,6 @@ class ProtocolFuzz(ProtocolMachine):
     @rule(config=S.market_params())
     def change_market_params(self, config) -> None:
         self.set_market_params(config)
-
-    @rule(reserve_factor=S.reserve_factors)
-    def change_reserve_factor(self, reserve_factor: float) -> None:
-        self.set_reserve_factor(reserve_factor)
 
     @rule(change=S.status_changes())
     def change_market_status(self, change: S.StatusChange) -> None:
