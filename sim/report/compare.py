@@ -59,13 +59,22 @@ def _difference(a: Any, b: Any) -> str:
     return f"+{text}" if diff > 0 else text
 
 
+IDENTITY_KEYS = ("scenario", "seed", "backend", "status", "error", "first_block", "last_block")
+"""What a run is rather than what it measured: compared as same or differs, never subtracted."""
+
+
+def _identity(a: Any, b: Any) -> str:
+    return "same" if a == b else "differs"
+
+
 def _metric_rows(summary: dict[str, Any]) -> dict[str, Any]:
     """The comparable part of a summary: everything but the meta and the event counts."""
     return flatten({k: v for k, v in summary.items() if k not in ("meta", "event_counts")})
 
 
 def compare_runs(run_a: Path, run_b: Path) -> str:
-    """The two runs' summaries side by side, with B - A for numbers ("differs" for others)."""
+    """The two runs' summaries side by side, with B - A for numbers ("differs" for others); the
+    identity fields (scenario, seed, backend, status, ...) read "same" or "differs"."""
     summaries = []
     for run_dir in (Path(run_a), Path(run_b)):
         summary = _read_json(run_dir / SUMMARY_FILE)
@@ -75,7 +84,8 @@ def compare_runs(run_a: Path, run_b: Path) -> str:
     a, b = summaries
     keys = list(dict.fromkeys([*a, *b]))
     header = ("metric", f"A: {Path(run_a).name}", f"B: {Path(run_b).name}", "B - A")
-    rows = [header] + [(k, format_value(a.get(k)), format_value(b.get(k)), _difference(a.get(k), b.get(k))) for k in keys]
+    rows = [header] + [(k, format_value(a.get(k)), format_value(b.get(k)),
+                        (_identity if k in IDENTITY_KEYS else _difference)(a.get(k), b.get(k))) for k in keys]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = []
     for i, row in enumerate(rows):

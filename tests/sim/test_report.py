@@ -256,7 +256,8 @@ def test_compare_runs_shows_both_values_and_the_difference(runs: dict[str, Path]
     assert lines["liquidation_count"][1:] == ["2", "0", "-2"]
     assert lines["steps_recorded"][1:] == ["10", "5", "-5"]
     assert lines["status"][1:] == ["complete", "partial", "differs"]
-    assert lines["seed"][1:] == ["7", "7", "0"]
+    assert lines["seed"][1:] == ["7", "7", "same"]  # identity fields are marked, not subtracted (issue 14)
+    assert lines["first_block"][1:] == ["1", "1", "same"]
     assert lines["liquidation_delay_blocks_max"][1:] == ["3", "-", "differs"]
     assert "A: complete" in table and "B: partial" in table
     with pytest.raises(FileNotFoundError, match="summary.json"):
