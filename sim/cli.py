@@ -59,17 +59,39 @@ HEADLINES: tuple[tuple[str, str, Any], ...] = (
 """What `perpsim run` prints when a run ends; bad debt and a deficit in red when above zero."""
 
 
-def _connect(**options: Any) -> tuple[Any, Any]:
-    """The chain and protocol factory for `run_scenario`: (None, None) to make the backend's
-    chain and deploy; with `--attach FILE`, sim/deployment.py connects to the node and checks
-    that it holds the deployment."""
-    from sim.deployment import DeploymentError, connect_to_deployment
+DEVNET_HINT = "start one with `make devnet` (anvil at http://127.0.0.1:8545), or pass the URL of a running node"
 
-    try:
-        return connect_to_deployment(**options)
-    except (DeploymentError, ChainError) as exc:
-        _fail(f"perpsim: --attach {options.get('attach')}: {exc}")
-        raise  # unreachable: _fail exits
+
+def _connect(backend: str, rpc_url: str | None, scenario: Scenario, attach: Path | None) -> tuple[Any, Any]:
+    """The chain and protocol factory for `run_scenario`, the node checked before anything is
+    written: (None, None) in process (the run makes its chain and deploys); for --backend rpc
+    the node's chain; with --attach FILE, sim/deployment.py connects to the node, checks that it
+    holds the deployment, and says when earlier runs have used it. Exit 2 with what to do."""
+    from sim.deployment import DeploymentError, connect_to_deployment, transactions_since_deployment
+
+    if attach is not None:
+        try:
+            chain, factory = connect_to_deployment(attach=attach, rpc_url=rpc_url, scenario=scenario)
+        except DeploymentError as exc:
+            _fail(f"perpsim: --attach {attach}: {exc}")
+        except ChainError as exc:
+            _fail(f"perpsim: --attach {attach}: {exc}\nis the devnet running? `make devnet` starts anvil and deploys "
+                  f"the protocol again (writing a new .devnet/deployment.json); `make devnet-stop` stops it")
+        used = transactions_since_deployment(attach, chain)
+        if used:
+            click.echo(f"perpsim: note: the deployment in {attach} has been used since it was deployed ({used} "
+                       "transactions of its reporters since): this run continues from the state earlier runs left "
+                       "(balances, positions, prices, insurance fund), not from a fresh deployment; `make devnet` "
+                       "gives a fresh one")
+        return chain, factory
+    if backend == "rpc":
+        from sim.chain import make_chain
+
+        try:
+            return make_chain("rpc", rpc_url=rpc_url), None
+        except ChainError as exc:
+            _fail(f"perpsim: --rpc-url {rpc_url}: {exc}\n{DEVNET_HINT}")
+    return None, None
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -130,7 +152,7 @@ def run_command(scenario: str, seed: int | None, steps: int | None, backend: str
         _fail("perpsim: --backend rpc needs --rpc-url, e.g. --rpc-url http://127.0.0.1:8545")
     elif rpc_url and backend != "rpc":
         _fail(f"perpsim: --rpc-url is for --backend rpc; the {backend} backend runs in process")
-    chain, protocol_factory = _connect(backend=backend, rpc_url=rpc_url, scenario=loaded, **connect_options)
+    chain, protocol_factory = _connect(backend, rpc_url, loaded, connect_options.get("attach"))
     rpc_url = rpc_url or getattr(chain, "url", None)
     if out_dir is None:
         from sim.engine import default_run_dir

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.chain import Chain, ChainError, compile_project
-from sim.protocol import CONTRACT_NAMES, DEPLOYER, Protocol, ProtocolConfig, reporter_role
+from sim.protocol import CONTRACT_NAMES, DEPLOYER, CallStep, Protocol, ProtocolConfig, deployment_plan, reporter_role
 
 DEPLOYMENT_FORMAT = 1
 # What a scenario's [[markets]] table may hold beyond MarketConfig: the simulator's price process.
@@ -213,6 +213,19 @@ def describe_node(chain: Chain) -> dict[str, Any] | None:
         }
     except Exception as exc:  # web3 raises transport errors of several types
         raise ChainError(f"could not read the node's identity from {getattr(chain, 'url', 'the node')}: {exc}") from exc
+
+
+def transactions_since_deployment(path: str | Path, chain: Chain) -> int:
+    """How many transactions the deployment's first reporter has sent since it was deployed:
+    more than 0 once a run has used the deployment (every run's reporters report each step),
+    so a new run continues from the state that run left."""
+    deployment = Deployment.load(path)
+    reporter = deployment.roles.get(reporter_role(0))
+    if reporter is None:
+        return 0
+    deployed = sum(1 for step in deployment_plan(deployment.config)
+                   if isinstance(step, CallStep) and step.sender == reporter_role(0))
+    return max(chain.get_nonce(reporter) - deployed, 0)
 
 
 def connect_to_deployment(

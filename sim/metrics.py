@@ -45,6 +45,11 @@ SETUP_STEP = -1
 
 STEP_KEY_COLUMNS = ("step", "block", "timestamp", "market")
 EVENT_COLUMNS = ("step", "block", "log_index", "contract", "event", "args")
+NODE_EVENT_COLUMNS = ("node_block", "tx_hash")
+"""Added at the end of events.csv on a node (the rpc backend): the node's block and the
+transaction's hash, to look an event up with the node's tools (`cast receipt HASH`)."""
+NODE_STEP_COLUMN = "node_block"
+"""Added after `block` in steps.csv on a node: the node's block of the step's last transaction."""
 
 ROLES = ("trader", "lp", "keeper", "reporter", "manipulator")
 LIQUIDATION_EVENTS = ("Liquidation", "Bankruptcy")
@@ -387,6 +392,16 @@ class RunTally:
 
     def count(self, contract: str, name: str) -> int:
         return self.event_counts[f"{contract}.{name}"]
+
+
+def _with_node_block(row: dict[str, Any], node_block: int | None) -> dict[str, Any]:
+    """`row` with the node's block after the logical one (steps.csv on a node)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        out[key] = value
+        if key == "block":
+            out[NODE_STEP_COLUMN] = node_block
+    return out
 
 
 def lp_mark_to_market(tally: RunTally, owners: Iterable[str], share_price: int) -> float:
@@ -874,8 +889,10 @@ class Recorder:
         self._write_status("running")
         self._steps_file = open(self.run_dir / STEPS_FILE, "w", newline="")  # noqa: SIM115 - open for the whole run
         self._events_file = open(self.run_dir / EVENTS_FILE, "w", newline="")  # noqa: SIM115
-        self._steps_file.write(csv_line(self.collector.columns))
-        self._events_file.write(csv_line(EVENT_COLUMNS))
+        # On a node, the node's own block numbers and transaction hashes beside the logical ones.
+        self.on_node = hasattr(protocol.chain, "node_block_number")
+        self._steps_file.write(csv_line(self._step_columns()))
+        self._events_file.write(csv_line(EVENT_COLUMNS + (NODE_EVENT_COLUMNS if self.on_node else ())))
         self._write_events(self._read_events(SETUP_STEP))
         self._flush()
 
@@ -894,6 +911,8 @@ class Recorder:
         view = StepView(self.protocol, step, true_prices, events, liquidatable, delays, readings, self.tally,
                         self._lp_owners)
         rows = self.collector.collect(view, self.markets, self.protocol.chain.block_number, self.protocol.chain.timestamp)
+        if self.on_node:
+            rows = [_with_node_block(row, self.protocol.chain.node_block_number) for row in rows]  # type: ignore[attr-defined]
         self._write_events(events)
         self._steps_file.write("".join(csv_line(row.values()) for row in rows))
         self._flush()
@@ -935,10 +954,18 @@ class Recorder:
             self.pending.setdefault(account, block)
         return samples
 
+    def _step_columns(self) -> list[str]:
+        columns = list(self.collector.columns)
+        if self.on_node:
+            columns.insert(columns.index("block") + 1, NODE_STEP_COLUMN)
+        return columns
+
     def _write_events(self, events: list[RecordedEvent]) -> None:
+        node = self.on_node
         self._events_file.write("".join(csv_line((
             ev.step, ev.block, ev.event.log_index, ev.contract, ev.name,
             json.dumps(json_safe(ev.args), separators=(",", ":")),
+            *((ev.event.node_block, ev.event.tx_hash) if node else ()),
         )) for ev in events))
 
     def _flush(self) -> None:

@@ -249,6 +249,15 @@ def resolve_args(args: tuple, contracts: dict[str, str], account: Any) -> tuple:
     )
 
 
+def _event_arg(receipt: Any, event: str, arg: str) -> Any:
+    """`arg` of the receipt's first `event`: what the function also returns, read without its
+    return data (which a node's receipt does not carry; see sim/chain/rpc.py)."""
+    for ev in receipt.events:
+        if ev.name == event:
+            return ev.args[arg]
+    raise ValueError(f"the transaction logged no {event} event (it logged {[ev.name for ev in receipt.events]})")
+
+
 def _non_negative(**values: float | int | None) -> None:
     """Reject a negative amount, price, size limit or id before it reaches the ABI encoder
     (the contracts take them unsigned), naming the argument."""
@@ -406,7 +415,7 @@ class Protocol:
 
     def _approve(self, owner: str, spender: str) -> None:
         if (owner, spender) not in self._approved:
-            self.usdc.transact("approve", spender, MAX_UINT, sender=owner)
+            self.usdc.transact("approve", spender, MAX_UINT, sender=owner, decode=False)
             self._approved.add((owner, spender))
 
     def deposit(self, account: str, usd: float, subaccount: int = 0) -> None:
@@ -445,8 +454,8 @@ class Protocol:
             limit_wad = quote * worse // WAD
         else:
             limit_wad = to_wad(limit_price)
-        receipt = self.exchange.transact("trade", subaccount, market, size_wad, limit_wad, sender=account)
-        return from_wad(receipt.return_value)
+        receipt = self.exchange.transact("trade", subaccount, market, size_wad, limit_wad, sender=account, decode=False)
+        return from_wad(_event_arg(receipt, "Trade", "fill_price"))
 
     def open_position(self, account: str, market: str | int, size: float, subaccount: int = 0, **kw: Any) -> float:
         return self.trade(account, market, size, subaccount, **kw)
@@ -500,8 +509,8 @@ class Protocol:
             limit_wad = to_wad(limit_price)
         receipt = self.trigger_orders.transact(
             "place", subaccount, self.market(market), to_wad(size), to_wad(trigger_price), limit_wad,
-            TRIGGER_KINDS[kind], to_usdc(keeper_fee), sender=account)
-        return receipt.return_value
+            TRIGGER_KINDS[kind], to_usdc(keeper_fee), sender=account, decode=False)
+        return _event_arg(receipt, "OrderPlaced", "order_id")
 
     def cancel_trigger(self, account: str, order_id: int) -> None:
         _non_negative(order_id=order_id)

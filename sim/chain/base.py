@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,17 +58,30 @@ class Event:
     args: dict[str, Any]
     block_number: int
     log_index: int  # index of the log within the chain's whole history of this run
+    # On a node (the rpc backend) only: the node's own block number and the transaction's hash,
+    # so a run's events can be looked up with the node's tools (`cast tx HASH`).
+    node_block: int | None = None
+    tx_hash: str | None = None
 
 
 @dataclass(frozen=True)
 class Receipt:
-    """What a successful transaction left behind."""
+    """What a successful transaction left behind.
+
+    A node's receipt does not carry the return data: the rpc backend leaves `output` empty and
+    gives `replay`, which fetches it (replaying the transaction) only when `read_output()` is
+    called, so a transaction whose return value nobody needs costs no second request."""
 
     gas_used: int
     output: bytes
     events: list[Event] = field(default_factory=list)
     block_number: int = 0
     return_value: Any = None  # filled by Contract.transact from the ABI
+    replay: Callable[[], bytes] | None = field(default=None, repr=False, compare=False)
+
+    def read_output(self) -> bytes:
+        """The transaction's return data."""
+        return self.output if self.replay is None else self.replay()
 
 
 class ChainError(Exception):

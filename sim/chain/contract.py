@@ -363,11 +363,16 @@ class Contract:
         fn = self._function(fn_name, len(args))
         return fn.decode_output(self.chain.call_raw(self.address, fn.encode(args), sender))
 
-    def transact(self, fn_name: str, *args: Any, sender: str, value: int = 0) -> Receipt:
-        """Send `fn_name(*args)` from `sender`; the receipt's `return_value` is the decoded output."""
+    def transact(self, fn_name: str, *args: Any, sender: str, value: int = 0, decode: bool = True) -> Receipt:
+        """Send `fn_name(*args)` from `sender`; the receipt's `return_value` is the decoded output.
+
+        `decode=False` when the caller does not need the return value (or reads it from the
+        receipt's events): on a node that saves replaying the transaction to get it."""
         fn = self._function(fn_name, len(args))
         receipt = self.chain.transact_raw(sender, self.address, fn.encode(args), value)
-        return dataclasses.replace(receipt, return_value=fn.decode_output(receipt.output))
+        if not decode or not fn.output_types:
+            return receipt
+        return dataclasses.replace(receipt, return_value=fn.decode_output(receipt.read_output()))
 
 
 def deploy(chain: Chain, artifact: Artifact, *ctor_args: Any, sender: str) -> Contract:

@@ -21,11 +21,20 @@ Views (`call_raw`) run `eth_call` on the latest state with the block override
 `block_number` and `Event.block_number` are the logical block numbers, as on the other
 backends; contracts running on the node see the node's own `block.number` (one per transaction).
 
+Return values. Receipts do not carry a transaction's return data; it is recovered by replaying
+the transaction with `eth_call` on its parent block, and only when someone reads it
+(`Receipt.read_output()`, which `Contract.transact` calls for a function whose value is
+wanted): most transactions' values are never needed.
+
 Reverts. A transaction that reverts is still mined by the node (status 0); its reason is
 recovered by replaying it with `eth_call` on the parent block, and the only state it changed,
 the sender's nonce (gas price is 0), is put back with `anvil_setNonce`, so a failed
-transaction leaves no trace, as on the other backends. Connection failures raise ChainError
-naming the URL.
+transaction leaves no trace, as on the other backends.
+
+The node's own block numbers and transaction hashes are kept beside the logical ones: each
+`Event` carries `node_block` and `tx_hash`, and `node_block_number` is the node's block of the
+last transaction. A URL without a scheme and a node that does not answer raise ChainError
+saying so, naming the URL.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 from web3 import HTTPProvider, Web3
@@ -78,13 +88,37 @@ class _Snapshot:
     events_length: int
 
 
+def check_url(url: str) -> str:
+    """`url` if it is an http(s) URL with a host, else ChainError saying what is expected."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        hint = f", e.g. http://{url}" if "://" not in url else ""
+        raise ChainError(f"{url} is not a node URL: expected http://HOST:PORT or https://...{hint}")
+    return url
+
+
+def _transport_reason(exc: Exception) -> str:
+    """A transport failure in a few words, not urllib3's paragraph."""
+    text = str(exc)
+    if "Connection refused" in text or "ConnectionRefused" in text:
+        return "connection refused (nothing listens there)"
+    if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return "unknown host"
+    if isinstance(exc, requests.Timeout) or "timed out" in text:
+        return "timed out"
+    if "RemoteDisconnected" in text or "Connection aborted" in text or "Connection reset" in text:
+        return "the connection was closed"
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200] if text else ''}"
+
+
 class RpcChain(Chain):
     """A chain on a JSON-RPC node with anvil's test methods (see module doc)."""
 
     name = "rpc"
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
-        self.url = url
+        self.url = check_url(url)
+        self.node_block_number: int | None = None  # the node's block of the last transaction
         self._provider = HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
         self.web3 = Web3(self._provider)
         self._sync_send = True  # eth_sendTransactionSync (EIP-7966) until the node says no
@@ -93,7 +127,13 @@ class RpcChain(Chain):
         self._decoder = EventDecoder()
         self._snapshots = SnapshotRegistry()
 
-        latest = self._rpc("eth_getBlockByNumber", ["latest", False])
+        try:
+            latest = self._rpc("eth_getBlockByNumber", ["latest", False])
+        except ChainError as exc:
+            reason = _transport_reason(exc.__cause__) if isinstance(exc.__cause__, Exception) else str(exc)
+            raise ChainError(f"no JSON-RPC node answers at {url}: {reason}") from exc.__cause__
+        except _RpcError as exc:
+            raise ChainError(f"the node at {url} does not answer eth_getBlockByNumber: {exc}") from exc
         self._block_number = GENESIS_BLOCK_NUMBER
         # A node that already ran past the genesis time cannot go back: start from its clock.
         self._timestamp = max(GENESIS_TIMESTAMP, int(latest["timestamp"], 16))
@@ -111,7 +151,7 @@ class RpcChain(Chain):
         try:
             response = self._provider.make_request(method, params or [])  # type: ignore[arg-type]
         except (requests.RequestException, OSError, ValueError) as exc:
-            raise ChainError(f"JSON-RPC node at {self.url} failed on {method}: {exc}") from exc
+            raise ChainError(f"JSON-RPC node at {self.url} failed on {method}: {_transport_reason(exc)}") from exc
         if "error" in response:
             raise _RpcError(method, dict(response["error"]))
         return response.get("result")
@@ -165,29 +205,38 @@ class RpcChain(Chain):
         }
         receipt = self._send(tx)
         events = self._record_logs(receipt)
-        output = self._replay_output(tx, receipt) if data else b""
-        return Receipt(
-            gas_used=int(receipt["gasUsed"], 16), output=output, events=events, block_number=self._block_number
-        )
+        return Receipt(gas_used=int(receipt["gasUsed"], 16), output=b"", events=events, block_number=self._block_number,
+                       replay=self._output_reader(tx, receipt) if data else None)
 
     def register_abi(self, address: str, abi: list[dict[str, Any]]) -> None:
         self._decoder.register(address, abi)
 
-    def _replay_output(self, tx: dict[str, Any], receipt: dict[str, Any]) -> bytes:
-        """A transaction's return data, which receipts do not carry: re-run it with eth_call
-        on its parent block (the node mines one transaction per block, so that is the state
-        it ran on) at the logical timestamp."""
+    def _output_reader(self, tx: dict[str, Any], receipt: dict[str, Any]) -> Any:
+        """Reads a transaction's return data, which receipts do not carry, once, when asked:
+        re-run it with eth_call on its parent block (the node mines one transaction per block,
+        so that is the state it ran on) at the timestamp it ran at."""
         mined_in = int(receipt["blockNumber"], 16)
-        try:
-            return bytes.fromhex(self._eth_call(tx, hex(mined_in - 1), number=mined_in)[2:])
-        except _RpcError as exc:
-            raise ChainError(f"replaying a mined transaction on {self.url} to read its output failed: {exc}") from exc
+        timestamp = self._timestamp
+        output: list[bytes] = []
 
-    def _eth_call(self, call: dict[str, Any], block: str, number: int | None = None) -> str:
-        """eth_call on the state of `block`, seeing the logical timestamp (and block `number`,
-        if given) when the node takes block overrides."""
+        def read() -> bytes:
+            if not output:
+                try:
+                    output.append(bytes.fromhex(self._eth_call(tx, hex(mined_in - 1), number=mined_in,
+                                                               timestamp=timestamp)[2:]))
+                except _RpcError as exc:
+                    raise ChainError(f"replaying a mined transaction on {self.url} to read its output failed: {exc}"
+                                     ) from exc
+            return output[0]
+
+        return read
+
+    def _eth_call(self, call: dict[str, Any], block: str, number: int | None = None,
+                  timestamp: int | None = None) -> str:
+        """eth_call on the state of `block`, seeing the logical timestamp (or `timestamp`; and
+        block `number`, if given) when the node takes block overrides."""
         if self._block_overrides:
-            overrides = {"time": hex(self._timestamp)}
+            overrides = {"time": hex(self._timestamp if timestamp is None else timestamp)}
             if number is not None:
                 overrides["number"] = hex(number)
             try:
@@ -259,13 +308,17 @@ class RpcChain(Chain):
 
     def _record_logs(self, receipt: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
+        node_block = int(receipt["blockNumber"], 16)
+        self.node_block_number = node_block
+        tx_hash = receipt.get("transactionHash")
         for log in receipt.get("logs", []):
             topics = [bytes.fromhex(t[2:]) for t in log["topics"]]
             decoded = self._decoder.decode(log["address"], topics, bytes.fromhex(log["data"][2:]))
             if decoded is None:
                 continue  # a contract whose ABI this chain was not given
             event = Event(
-                decoded[0], checksum_address(log["address"]), decoded[1], self._block_number, len(self._events)
+                decoded[0], checksum_address(log["address"]), decoded[1], self._block_number, len(self._events),
+                node_block=node_block, tx_hash=tx_hash,
             )
             self._events.append(event)
             events.append(event)

@@ -55,3 +55,29 @@ def test_the_headline_separates_bankruptcies_and_shows_bad_debt_in_red(tmp_path:
     assert summary["deficit_at_end"] > 0 and red in lines["deficit left (USD)"]  # ADL has not closed it all by step 70
     assert red not in lines["ADL fills"] and red not in lines["trader survival"]
     assert "LP PnL, marked to market (USD)" in lines
+
+
+def test_a_node_that_does_not_answer_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """Issue 14, item 6: checked before the run directory exists, with what to do."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        out = tmp_path / "run"
+        result = CliRunner(mix_stderr=False).invoke(
+            main, ["run", "calm", "--backend", "rpc", "--rpc-url", f"http://127.0.0.1:{port}", "--out", str(out)])
+    assert result.exit_code == 2
+    assert f"no JSON-RPC node answers at http://127.0.0.1:{port}: connection refused" in result.stderr
+    assert "make devnet" in result.stderr and "HTTPConnectionPool" not in result.stderr
+    assert not out.exists()
+
+
+def test_a_node_url_needs_its_scheme(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = CliRunner(mix_stderr=False).invoke(
+        main, ["run", "calm", "--backend", "rpc", "--rpc-url", "localhost:8545", "--out", str(out)])
+    assert result.exit_code == 2
+    assert "localhost:8545 is not a node URL: expected http://HOST:PORT or https://..., e.g. http://localhost:8545" \
+        in result.stderr
+    assert not out.exists()
