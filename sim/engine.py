@@ -459,7 +459,8 @@ def run_scenario(
     force: bool = False,
 ) -> RunResult:
     """Run `scenario` start to finish and write its run directory: `scenario.toml` (as run,
-    seed included), the recorder's tables and summary, `transactions.json`, and the report.
+    seed included), the recorder's tables and summary, the traders' tables (sim/traders.py),
+    `transactions.json`, and the report.
 
     The directory must be new or empty (`force`: replace the run in it; sim/rundir.py). Its
     `status.json` exists from the first moment and says at every point how far the run got;
@@ -469,6 +470,7 @@ def run_scenario(
     `chain` and `protocol_factory` are the extension point for running against an existing
     deployment (`--attach`): pass the chain to use and how to get the protocol on it."""
     from sim.metrics import Recorder, write_json
+    from sim.traders import TraderBook, followed_accounts
 
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
     prepare(run_dir, force=force)
@@ -492,7 +494,8 @@ def run_scenario(
         if sim.calendar_start() is not None:
             meta["calendar_start"] = sim.calendar_start()
         meta.update(node)
-        recorder = Recorder(run_dir, sim.protocol, sim.participants(), meta)
+        book = TraderBook(sim.protocol, run_dir, followed_accounts(sim.agents))
+        recorder = Recorder(run_dir, sim.protocol, sim.participants(), meta, observers=[book])
         status.enter("steps")
         loop_start, evm_start, calls_start = time.perf_counter(), sim.meter.evm_seconds, sim.meter.calls
         try:

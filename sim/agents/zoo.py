@@ -7,6 +7,7 @@ A scenario's `[[agents]]` table names a kind from `ZOO` and gives `params` for i
 from __future__ import annotations
 
 from sim.agents.base import Agent, config_fields
+from sim.agents.behavioural import HerdFollower, LossChaser, OverconfidentTrader, PanicSeller
 from sim.agents.keepers import AdlKeeper, LiquidationKeeper, TriggerOrderKeeper
 from sim.agents.lp import LiquidityProvider
 from sim.agents.manipulator import Manipulator
@@ -16,7 +17,8 @@ from sim.agents.traders import Arbitrageur, BasisTrader, LeveragedWhale, Momentu
 ZOO: dict[str, type[Agent]] = {
     cls.kind: cls
     for cls in (
-        NoiseTrader, MomentumTrader, LeveragedWhale, BasisTrader, Arbitrageur, LiquidityProvider,
+        NoiseTrader, MomentumTrader, LeveragedWhale, BasisTrader, Arbitrageur,
+        HerdFollower, LossChaser, OverconfidentTrader, PanicSeller, LiquidityProvider,
         LiquidationKeeper, TriggerOrderKeeper, AdlKeeper, OracleReporter, Manipulator,
     )
 }

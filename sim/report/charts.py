@@ -8,6 +8,8 @@ around shocks and the loss waterfall are drawn by `zoom_chart` and `waterfall_ch
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +37,12 @@ MARKET_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564
 FEW_POINTS = 3  # a series this short is drawn with markers, or a line would not show
 WAD = 1e18
 TOKEN = 1e6
+
+
+def embed_png(path: Path, alt: str) -> str:
+    """An <img> with the PNG inside it, so the page needs no other file."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
 
 
 # ---------------------------------------------------------------------------------------
@@ -419,6 +427,23 @@ def open_interest_chart(run: RunData, path: Path) -> Path | None:
         ax.set_ylabel(f"open interest ({market})")
         _zero_based(ax, [*frame["oi_long"], *frame["oi_short"]])
     mark_shocks(run, axes, run.markets)
+    return _finish(fig, axes, run, path)
+
+
+@chart("attacker", "Attacker PnL", "Each manipulator's profit and loss: equity plus what it withdrew, less what it "
+       "deposited after the start (accounts.csv). Shown only when the scenario has an attacker.")
+def attacker_chart(run: RunData, path: Path) -> Path | None:
+    accounts = run.accounts
+    if accounts.empty or "role" not in accounts or not (accounts["role"] == "manipulator").any():
+        return None
+    fig, axes = _figure(1, "Attacker PnL", height=3.0)
+    for colour, (label, rows) in zip(MARKET_COLOURS * 4, accounts[accounts["role"] == "manipulator"].groupby("label"),
+                                     strict=False):
+        _line(axes[0], rows["step"], rows["pnl"], color=colour, linewidth=1.8, label=str(label))
+    axes[0].axhline(0.0, color="black", linewidth=0.8)
+    axes[0].set_ylabel("PnL (USD)")
+    usd_axis(axes[0].yaxis)
+    mark_shocks(run, axes)
     return _finish(fig, axes, run, path)
 
 

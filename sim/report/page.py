@@ -9,7 +9,6 @@ scenario for reference. Charts are PNG files in the run directory, embedded in t
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from sim.report.charts import (
     CHARTS,
     ChartSpec,
+    embed_png,
     waterfall_chart,
     whole_run_window,
     write_charts,
@@ -74,6 +74,7 @@ figure { margin: 0.6em 0 1.6em; } figcaption { color: #555; font-size: 0.9em; ma
 pre { background: #f6f8fa; padding: 0.8em; font-size: 0.85em; white-space: pre-wrap; overflow-wrap: anywhere; }
 details { margin: 0.6em 0; } summary { cursor: pointer; font-weight: 600; }
 section { margin-top: 1.2em; }
+p.finding { font-size: 1.05em; margin: 0.3em 0; }
 """
 
 
@@ -81,9 +82,7 @@ def _esc(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _image(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"<img alt='{_esc(alt)}' src='data:image/png;base64,{data}'>"
+_image = embed_png
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[tuple[str, str]]], numeric: Iterable[int] = ()) -> str:

@@ -24,7 +24,8 @@ def first_liquidation_step(result: RunResult) -> int:
 
 
 def test_every_shipped_scenario_has_a_test() -> None:
-    tested = {"calm", "flash-crash", "oracle-lag", "black-thursday", "reporter-bribe"}
+    tested = {"calm", "flash-crash", "oracle-lag", "black-thursday", "reporter-bribe",
+              "risk-layers"}  # risk-layers: tests/sim/test_traders.py
     assert set(shipped_scenarios()) == tested
 
 
