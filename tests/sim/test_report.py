@@ -131,16 +131,20 @@ def test_zoom_window_covers_the_crash_and_its_aftermath(crash: Path) -> None:
 # -- the page ------------------------------------------------------------------------------
 
 
+ALWAYS_DRAWN = {"prices", "losses", "keeper_delay", "lp", "insurance", "funding", "open_interest"}
+
+
 def test_report_draws_every_chart_as_a_readable_png(runs: dict[str, Path], complete_report: str) -> None:
-    assert set(CHARTS) == {"prices", "losses", "keeper_delay", "lp", "insurance", "funding", "open_interest"}
-    for name in CHARTS:
+    assert set(CHARTS) == ALWAYS_DRAWN | {"attacker"}  # the attacker's PnL only where there is one
+    assert not (runs["complete"] / "attacker.png").exists()
+    for name in ALWAYS_DRAWN:
         height, width = matplotlib.image.imread(runs["complete"] / f"{name}.png").shape[:2]
         assert 1400 <= width <= 1700 and 300 <= height <= 1500, (name, width, height)
 
 
 def test_report_html_is_self_contained(runs: dict[str, Path], complete_report: str) -> None:
     html = complete_report
-    assert html.count("src='data:image/png;base64,") == len(CHARTS) + 2  # + the zoom and the waterfall
+    assert html.count("src='data:image/png;base64,") == len(ALWAYS_DRAWN) + 2  # + the zoom and the waterfall
     assert not re.search(r"(src|href)=['\"](?!data:|#)", html)  # nothing fetched from elsewhere
     assert "scripted-crash" in html and "Two leveraged longs" in html  # name and description (meta)
     assert "Run complete" in html and "PARTIAL" not in html
@@ -240,6 +244,16 @@ def test_bribes_and_scenario_shocks_read_as_words(runs: dict[str, Path], tmp_pat
     html = write_report(run_dir).read_text()
     assert "oracle reports stop (ETH) for 4 steps" in html
     assert "manipulator bribes 2 reporters (price x 1.3) for 3 steps" in html
+
+
+def test_attacker_pnl_is_charted_where_there_is_an_attacker(runs: dict[str, Path], tmp_path: Path) -> None:
+    run_dir = Path(shutil.copytree(runs["complete"], tmp_path / "attacked"))
+    rows = ["step,label,role,equity,notional,maintenance_margin,pnl"]
+    rows += [f"{s},manipulator-0,manipulator,{1000 + 50 * s},0,0,{50 * s}" for s in range(STEPS)]
+    rows += [f"{s},noise_trader-0,trader,1000,0,0,0" for s in range(STEPS)]
+    (run_dir / "accounts.csv").write_text("\n".join(rows) + "\n")
+    html = write_report(run_dir).read_text()
+    assert (run_dir / "attacker.png").exists() and "Attacker PnL" in html
 
 
 def test_load_run_reads_only_the_directory(runs: dict[str, Path]) -> None:
