@@ -22,6 +22,7 @@ from pydantic import Field
 
 from sim.agents.base import Action, MarketView, Outcome, StepContext, Trade, config_dataclass
 from sim.agents.traders import Trader, TraderConfig
+from sim.bounds import MAX_LEVERAGE, MAX_STEPS, Flag, Integer, Number
 from sim.protocol import Health
 
 
@@ -29,8 +30,8 @@ from sim.protocol import Health
 class BehaviouralConfig(TraderConfig):
     """A trader's fields, with the four risk layers off: the behaviour is unchecked."""
 
-    size_cap: bool = Field(False, description="risk layer 1 on (see trader fields); off: the bias is unchecked")
-    margin_buffer: bool = Field(False, description="risk layer 2 on (see trader fields); off: the bias is unchecked")
+    size_cap: Flag = Field(False, description="risk layer 1 on (see trader fields); off: the bias is unchecked")
+    margin_buffer: Flag = Field(False, description="risk layer 2 on (see trader fields); off: the bias is unchecked")
 
 
 def _side(x: float) -> int:
@@ -48,10 +49,10 @@ class HerdFollower(Trader):
 
     @config_dataclass
     class Config(BehaviouralConfig):
-        lookback_blocks: int = Field(10, ge=1, description="blocks of other traders' orders it counts")
-        majority: float = Field(0.65, gt=0.5, le=1, description="share of orders on one side that it follows")
-        min_orders: int = Field(5, ge=1, description="orders it needs to see before it follows")
-        leverage: float = Field(3.0, gt=0, description="position notional / equity when it follows")
+        lookback_blocks: Integer = Field(10, ge=1, le=MAX_STEPS, description="blocks of other traders' orders it counts")
+        majority: Number = Field(0.65, gt=0.5, le=1, description="share of orders on one side that it follows")
+        min_orders: Integer = Field(5, ge=1, le=MAX_STEPS, description="orders it needs to see before it follows")
+        leverage: Number = Field(3.0, gt=0, le=MAX_LEVERAGE, description="position notional / equity when it follows")
 
     config: Config
 
@@ -106,12 +107,12 @@ class LossChaser(Trader):
 
     @config_dataclass
     class Config(BehaviouralConfig):
-        entry_probability: float = Field(0.1, ge=0, le=1, description="chance of opening in a step while flat")
-        long_bias: float = Field(0.5, ge=0, le=1, description="chance a new position is long")
-        leverage: float = Field(1.0, gt=0, description="first position notional / equity")
-        loss_step: float = Field(0.02, gt=0, lt=1, description="adverse index move that makes it double")
-        max_doublings: int = Field(4, ge=0, description="doublings before it stops adding")
-        take_profit: float = Field(0.01, gt=0, description="move beyond the average entry at which it closes")
+        entry_probability: Number = Field(0.1, ge=0, le=1, description="chance of opening in a step while flat")
+        long_bias: Number = Field(0.5, ge=0, le=1, description="chance a new position is long")
+        leverage: Number = Field(1.0, gt=0, le=MAX_LEVERAGE, description="first position notional / equity")
+        loss_step: Number = Field(0.02, gt=0, lt=1, description="adverse index move that makes it double")
+        max_doublings: Integer = Field(4, ge=0, le=64, description="doublings before it stops adding")
+        take_profit: Number = Field(0.01, gt=0, le=MAX_LEVERAGE, description="move beyond the average entry at which it closes")
 
     config: Config
 
@@ -169,12 +170,12 @@ class OverconfidentTrader(Trader):
 
     @config_dataclass
     class Config(BehaviouralConfig):
-        trade_probability: float = Field(0.1, ge=0, le=1, description="chance of opening in a step while flat")
-        lookback_blocks: int = Field(10, ge=1, description="blocks over which it reads the trend it follows")
-        hold_blocks: int = Field(15, ge=1, description="blocks it holds a position")
-        base_leverage: float = Field(1.5, gt=0, description="leverage it starts at and falls back to after a loss")
-        leverage_step: float = Field(1.5, ge=0, description="leverage added after each win")
-        max_leverage_reached: float = Field(12.0, gt=0, description="the boldest it gets")
+        trade_probability: Number = Field(0.1, ge=0, le=1, description="chance of opening in a step while flat")
+        lookback_blocks: Integer = Field(10, ge=1, le=MAX_STEPS, description="blocks over which it reads the trend it follows")
+        hold_blocks: Integer = Field(15, ge=1, le=MAX_STEPS, description="blocks it holds a position")
+        base_leverage: Number = Field(1.5, gt=0, le=MAX_LEVERAGE, description="leverage it starts at and falls back to after a loss")
+        leverage_step: Number = Field(1.5, ge=0, le=MAX_LEVERAGE, description="leverage added after each win")
+        max_leverage_reached: Number = Field(12.0, gt=0, le=MAX_LEVERAGE, description="the boldest it gets")
 
     config: Config
 
@@ -221,11 +222,11 @@ class PanicSeller(Trader):
 
     @config_dataclass
     class Config(BehaviouralConfig):
-        trade_probability: float = Field(0.1, ge=0, le=1, description="chance of opening in a step while out")
-        long_bias: float = Field(0.7, ge=0, le=1, description="chance a new position is long")
-        leverage: float = Field(3.0, gt=0, description="position notional / equity when it opens")
-        panic_drawdown: float = Field(0.1, gt=0, lt=1, description="equity fall from its peak that makes it sell all")
-        cooldown_blocks: int = Field(50, ge=0, description="blocks it stays out after panicking")
+        trade_probability: Number = Field(0.1, ge=0, le=1, description="chance of opening in a step while out")
+        long_bias: Number = Field(0.7, ge=0, le=1, description="chance a new position is long")
+        leverage: Number = Field(3.0, gt=0, le=MAX_LEVERAGE, description="position notional / equity when it opens")
+        panic_drawdown: Number = Field(0.1, gt=0, lt=1, description="equity fall from its peak that makes it sell all")
+        cooldown_blocks: Integer = Field(50, ge=0, le=MAX_STEPS, description="blocks it stays out after panicking")
 
     config: Config
 
