@@ -6,9 +6,13 @@ BIN := $(VENV)/bin
 # ape-vyper uses the pip-installed vyper only when it is on PATH; otherwise it tries to download one.
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(PATH)
 STAMP := $(VENV)/.installed
+# Every optional extra (pyproject.toml): `all` lists them.
+EXTRAS := all
+# The browser tests drive Debian's Chromium (Playwright's own browser download cannot be used).
+CHROMIUM := /usr/bin/chromium
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: setup demo test compile bench bench-sweep fuzz devnet devnet-stop docs clean
+.PHONY: setup chromium demo test compile bench bench-sweep fuzz devnet devnet-stop docs clean
 
 setup: $(STAMP) $(ANVIL)
 
@@ -16,7 +20,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "perpsim needs $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e ".[all]"  # every optional extra (pyproject's `all`), so tests skip nothing
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"  # every optional extra (pyproject's `all`), so tests skip nothing
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
@@ -33,7 +37,15 @@ compile: $(STAMP)
 demo: setup
 	$(BIN)/perpsim run flash-crash
 
-test: setup
+# As root (CI), installs Chromium with apt when it is missing; otherwise says why the browser tests will skip.
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is missing and this is not root: the browser tests will be skipped (apt-get install chromium)"; fi
+
+test: setup chromium
 	$(BIN)/python -m pytest -q
 
 bench: setup

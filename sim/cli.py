@@ -1,9 +1,10 @@
 """`perpsim`: run, list, validate and compare scenarios.
 
     perpsim run SCENARIO [--seed N] [--steps N] [--backend revm|pyevm|rpc] [--rpc-url URL] [--out DIR [--force]]
-                         [--attach DEPLOYMENT.json] [--defence NAME=VALUE ...]
+                         [--attach DEPLOYMENT.json] [--defence NAME=VALUE ...] [--dashboard [--host H] [--port N]]
     perpsim sweep SCENARIO [--seeds N|A..B] [--grid KEY=V1,V2 ...] [--steps N] [--out DIR]
                            [--executor local|ray] [--workers N] [--address ADDR] [--reports] [--resume]
+    perpsim dashboard RUN_DIR [--host H] [--port N]
     perpsim list [--top] [--markets] [--prices] [--oracle] [--agents] [--shocks] [--defences]
     perpsim validate FILE [FILE ...]
     perpsim report RUN_DIR
@@ -21,6 +22,7 @@ report of any run directory.
 
 from __future__ import annotations
 
+import atexit
 import sys
 from pathlib import Path
 from typing import Any
@@ -131,13 +133,19 @@ def main() -> None:
               help="set a [defences] flag, e.g. --defence deviation_guard=0.1 (repeatable); with the same "
               "seed, two runs differ only by that defence: compare them with `perpsim compare`")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: on a terminal only)")
+@click.option("--dashboard", is_flag=True, help="serve a live dashboard of the run in the browser; it stays up "
+              "after the run, with a link to the report, until Ctrl-C")
+@click.option("--host", help="the dashboard's address (default 127.0.0.1)")
+@click.option("--port", type=click.IntRange(0, 65535), help="the dashboard's port (default 8765; 0: any free port)")
 def run_command(scenario: str, seed: int | None, steps: int | None, backend: str, rpc_url: str | None,
                 out_dir: Path | None, force: bool, defences: tuple[str, ...], progress: bool | None,
-                **connect_options: Any) -> None:
+                dashboard: bool, host: str | None, port: int | None, **connect_options: Any) -> None:
     """Run SCENARIO (a shipped name or a TOML file) and write its run directory and report."""
     from sim.engine import run_scenario
     from sim.rundir import RunDirectoryError, check_available
 
+    if not dashboard and (host is not None or port is not None):
+        _fail(f"perpsim: --{'host' if host is not None else 'port'} is for the dashboard: add --dashboard")
     loaded = _load(scenario, defences, seed=seed, steps=steps)
     if out_dir is not None:
         try:
@@ -160,6 +168,7 @@ def run_command(scenario: str, seed: int | None, steps: int | None, backend: str
         out_dir = default_run_dir(loaded)
     click.echo(f"perpsim: {loaded.name}, seed {loaded.seed}, {loaded.steps} steps of {loaded.step_seconds} s "
                f"on {backend}; writing {out_dir}")
+    board = _open_dashboard(out_dir, host, port, background=True) if dashboard else None
     try:
         result = run_scenario(loaded, backend=backend, rpc_url=rpc_url, out_dir=out_dir, progress=progress,
                               chain=chain, protocol_factory=protocol_factory, force=force)
@@ -182,6 +191,55 @@ def run_command(scenario: str, seed: int | None, steps: int | None, backend: str
             click.echo(f"  {label:<32} " + (click.style(_fmt(value), fg=fg) if fg else _fmt(value)))
     click.echo(f"run directory: {result.run_dir}")
     click.echo(f"report: {result.report}")
+    if board is not None:
+        click.echo(f"dashboard: {board.url} stays up with the final report; Ctrl-C to stop")
+        _serve_until_interrupted(board)
+
+
+def _open_dashboard(run_dir: Path, host: str | None, port: int | None, background: bool) -> Any:
+    """A `Dashboard` of `run_dir` (sim/dashboard), started in a thread when `background`;
+    exit 2 when it cannot be (its extra missing, the port taken)."""
+    from sim.dashboard import available
+
+    missing = available()
+    if missing:
+        _fail(f"perpsim: {missing}")
+    from sim.dashboard.server import DEFAULT_HOST, DEFAULT_PORT, Dashboard, DashboardError
+
+    try:
+        board = Dashboard(run_dir, host or DEFAULT_HOST, DEFAULT_PORT if port is None else port)
+    except DashboardError as exc:
+        _fail(f"perpsim: {exc}")
+        raise  # unreachable: _fail exits
+    if background:
+        board.start()
+        atexit.register(board.stop)  # however the run ends, the server stops with the process
+        click.echo(f"dashboard: {board.url}")
+    return board
+
+
+def _serve_until_interrupted(board: Any) -> None:
+    try:
+        board.wait()
+    except KeyboardInterrupt:
+        pass
+    board.stop()
+    click.echo("dashboard stopped")
+
+
+@main.command("dashboard")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--host", help="address to serve on (default 127.0.0.1)")
+@click.option("--port", type=click.IntRange(0, 65535), help="port (default 8765; 0: any free port)")
+def dashboard_command(run_dir: Path, host: str | None, port: int | None) -> None:
+    """Serve the live dashboard of RUN_DIR, finished or still being written, until Ctrl-C."""
+    board = _open_dashboard(run_dir, host, port, background=False)
+    click.echo(f"dashboard: {board.url} (Ctrl-C to stop)")
+    try:
+        board.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    click.echo("dashboard stopped")
 
 
 def _stopped(run_dir: Path) -> str:
