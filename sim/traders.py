@@ -5,8 +5,9 @@ what became of it (`traders.csv`), with every followed account's equity per step
 The seed's argument is that traders survive through four layers of risk control: position
 size, a margin buffer, hedging and stop-loss discipline (sim/agents/traders.py). `TraderBook`
 is a `StepObserver` registered with the recorder: each step it folds the step's events
-(deposits and withdrawals, trades, stop orders placed and executed, liquidations, ADL) and
-reads the health of every trader holding a position, so it can say, per trader:
+(deposits and withdrawals, stop orders placed and executed, liquidations, ADL), takes the
+positions from the facade's index (`Protocol.index`) and the marks from the recorder's
+readings, and reads the health of the traders holding a position, so it can say, per trader:
 
 - the layers it had on, and its behaviour for the behavioural kinds;
 - peak position risk: the largest position notional / equity it reached (its leverage,
@@ -108,7 +109,6 @@ class AccountRecord:
     withdrawn: float = 0.0
     notional: float = 0.0
     maintenance_margin: float = 0.0
-    sizes: dict[int, int] = field(default_factory=dict)  # market id -> size, 1e18 base units
     stale: bool = True  # an event touched it: read its health this step even if flat
     read_step: int = -(10**9)
     read_marks: dict[int, float] = field(default_factory=dict)  # marks of its markets at its last reading
@@ -133,8 +133,6 @@ class AccountRecord:
     def pnl(self) -> float:
         return self.value - self.start_equity
 
-    def holds(self) -> bool:
-        return any(size != 0 for size in self.sizes.values())
 
 
 class TraderBook:
@@ -147,10 +145,8 @@ class TraderBook:
         self.records: dict[tuple[str, int], AccountRecord] = {}
         for spec in accounts:
             health = protocol.health(spec.owner, spec.subaccount)
-            record = AccountRecord(spec, health.equity, health.equity, peak_value=health.equity)
-            record.sizes = {m: protocol.exchange.call("positions", spec.owner, spec.subaccount, m)[0]
-                            for m in protocol.exchange.call("account_markets", spec.owner, spec.subaccount)}
-            self.records[(spec.owner, spec.subaccount)] = record
+            self.records[(spec.owner, spec.subaccount)] = AccountRecord(spec, health.equity, health.equity,
+                                                                         peak_value=health.equity)
         self.stop_orders: dict[int, tuple[AccountRecord, float, int]] = {}  # order id -> (account, trigger, size)
         self._accounts_file: IO[str] | None = open(Path(run_dir) / ACCOUNTS_FILE, "w", newline="")  # noqa: SIM115
         self._accounts_file.write(csv_line(ACCOUNT_COLUMNS))
@@ -160,12 +156,13 @@ class TraderBook:
     def observe(self, view: StepView) -> None:
         for event in view.events:
             self._fold(view.step, event)
-        marks = {i: view.protocol.mark_price(m) for i, m in enumerate(self.markets)}
+        marks = {i: from_wad(view.reading(m).mark_price) for i, m in enumerate(self.markets)}  # the recorder's reads
         lines = []
         for record in self.records.values():
-            if self._due(record, view.step, marks):
+            sizes = self._sizes(record)
+            if self._due(record, sizes, view.step, marks):
                 self._read_health(record, view.step, marks)
-            self._measure(record, marks)
+            self._measure(record, sizes, marks)
             lines.append(",".join(map(csv_cell, (view.step, record.spec.label, record.spec.role, record.equity,
                                                  record.notional, record.maintenance_margin, record.pnl))) + "\n")
         if self._accounts_file is not None:
@@ -177,9 +174,7 @@ class TraderBook:
         record = self.records.get(event.account()) if event.account() is not None else None
         if contract == "Exchange" and record is not None:
             record.stale = True
-            if name == "Trade":
-                record.sizes[args["market"]] = args["new_size"]
-            elif name == "Deposit":
+            if name == "Deposit":
                 record.deposited += from_usdc(args["amount"])
             elif name == "Withdraw":
                 record.withdrawn += from_usdc(args["amount"])
@@ -187,12 +182,12 @@ class TraderBook:
             if name in ("Liquidation", "Bankruptcy") and record is not None:
                 record.liquidated_step = step if record.liquidated_step is None else record.liquidated_step
                 record.bankrupt |= name == "Bankruptcy"
-                self._reread(record)
+                record.stale = True
             elif name == "Deleverage":
                 for key in ((args["bankrupt_owner"], args["bankrupt_subaccount"]),
                             (args["target_owner"], args["target_subaccount"])):
                     if key in self.records:
-                        self._reread(self.records[key])
+                        self.records[key].stale = True
         elif contract == "TriggerOrders":
             self._fold_order(name, args)
 
@@ -211,19 +206,18 @@ class TraderBook:
         elif name == "OrderCancelled":
             self.stop_orders.pop(args["order_id"], None)
 
-    def _reread(self, record: AccountRecord) -> None:
-        """After a liquidation or ADL the events do not give the new sizes: read them."""
-        spec = record.spec
-        record.sizes = {m: self.protocol.exchange.call("positions", spec.owner, spec.subaccount, m)[0]
-                        for m in self.protocol.exchange.call("account_markets", spec.owner, spec.subaccount)}
-        record.stale = True
+    def _sizes(self, record: AccountRecord) -> dict[int, int]:
+        """Its open positions (market id -> size, 1e18 base units), from the facade's index."""
+        index, spec = self.protocol.index, record.spec
+        sizes = {m: index.size(spec.owner, spec.subaccount, m) for m in range(len(self.markets))}
+        return {m: size for m, size in sizes.items() if size}
 
     @staticmethod
-    def _due(record: AccountRecord, step: int, marks: dict[int, float]) -> bool:
+    def _due(record: AccountRecord, sizes: dict[int, int], step: int, marks: dict[int, float]) -> bool:
         """Whether the account's health may have changed enough to read it again."""
         if record.stale:
             return True
-        held = [m for m, size in record.sizes.items() if size != 0]
+        held = list(sizes)
         if not held:
             return False
         if step - record.read_step >= REREAD_BLOCKS:
@@ -239,7 +233,7 @@ class TraderBook:
         record.read_step = step
         record.read_marks = dict(marks)
 
-    def _measure(self, record: AccountRecord, marks: dict[int, float]) -> None:
+    def _measure(self, record: AccountRecord, sizes: dict[int, int], marks: dict[int, float]) -> None:
         """Fold this step's reading into the record's peaks and minimums."""
         record.peak_value = max(record.peak_value, record.value)
         if record.peak_value > 0:
@@ -254,12 +248,12 @@ class TraderBook:
         spec = record.spec
         if spec.market in self.markets:
             main_id = self.markets.index(spec.market)
-            main = abs(from_wad(record.sizes.get(main_id, 0))) * marks[main_id]
+            main = abs(from_wad(sizes.get(main_id, 0))) * marks[main_id]
             if main >= MAIN_LEG_SHARE * record.notional:  # a leg left as dust is no position to hedge
                 hedge = 0.0
                 if spec.hedge_market in self.markets:
                     hedge_id = self.markets.index(spec.hedge_market)
-                    hedge = abs(from_wad(record.sizes.get(hedge_id, 0))) * marks[hedge_id]
+                    hedge = abs(from_wad(sizes.get(hedge_id, 0))) * marks[hedge_id]
                 record.hedge_ratio_sum += hedge / main
                 record.hedge_ratio_steps += 1
 
