@@ -430,9 +430,13 @@ def open_interest_chart(run: RunData, path: Path) -> Path | None:
     return _finish(fig, axes, run, path)
 
 
-@chart("attacker", "Attacker PnL", "Each manipulator's profit and loss: equity plus what it withdrew, less what it "
-       "deposited after the start (accounts.csv). Shown only when the scenario has an attacker.")
+ATTACKER_CAPTION = ("Attacker PnL: each manipulator's profit and loss: equity plus what it withdrew, less what it deposited after "
+                    "the start (accounts.csv).")
+
+
 def attacker_chart(run: RunData, path: Path) -> Path | None:
+    """The attacker's PnL, drawn only where the scenario has one: not a registered chart, since
+    every registered chart is drawn for every run (sim/rundir.py counts them)."""
     accounts = run.accounts
     if accounts.empty or "role" not in accounts or not (accounts["role"] == "manipulator").any():
         return None

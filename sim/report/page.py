@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from sim.report.charts import (
+    ATTACKER_CAPTION,
     CHARTS,
     ChartSpec,
+    attacker_chart,
     embed_png,
     waterfall_chart,
     whole_run_window,
@@ -34,6 +36,7 @@ from sim.report.timeline import TimelineEntry, build_timeline
 REPORT_FILE = "report.html"
 ZOOM_FILE = "zoom-{n}.png"
 WATERFALL_FILE = "waterfall.png"
+ATTACKER_FILE = "attacker.png"
 
 CSS = """
 * { box-sizing: border-box; }
@@ -273,6 +276,9 @@ def write_report(run_dir: Path) -> Path:
         parts.append("</section>")
     parts.append("<section><h2>The whole run</h2>")
     parts += [_chart_figure(spec, path) for _, spec, path in charts]
+    attacker = attacker_chart(run, run.run_dir / ATTACKER_FILE)
+    if attacker is not None:
+        parts.append(f"<figure>{_image(attacker, 'attacker PnL')}<figcaption>{_esc(ATTACKER_CAPTION)}</figcaption></figure>")
     parts += ["</section>", f"<section>{_summary_details(run)}</section>", "</main></body></html>\n"]
     out = run.run_dir / REPORT_FILE
     out.write_text("\n".join(p for p in parts if p))
