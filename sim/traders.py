@@ -15,7 +15,7 @@ readings, and reads the health of the traders holding a position, so it can say,
 - the minimum margin buffer over maintenance: min (equity - maintenance) / maintenance;
 - the hedge ratio: mean hedge-leg notional / main-leg notional while it held the main leg;
 - stop-loss orders placed, fired and slipped (filled worse than the trigger), and how far;
-- whether it was liquidated (or declared bankrupt), its PnL and its maximum drawdown.
+- whether it was liquidated, or declared bankrupt, its PnL and its maximum drawdown.
 
 Every number comes from the chain's events and views (`Exchange.health`, mark prices); the
 book only adds them up. To stay cheap it reads an account's health when an event touched the
@@ -121,8 +121,8 @@ class AccountRecord:
     stops_placed: int = 0
     stops_fired: int = 0
     slips: list[float] = field(default_factory=list)  # fraction worse than the trigger, per fired stop
-    liquidated_step: int | None = None
-    bankrupt: bool = False
+    liquidated_step: int | None = None  # first Liquidation
+    bankrupt_step: int | None = None  # first Bankruptcy (the fund could not cover it)
 
     @property
     def value(self) -> float:
@@ -180,8 +180,10 @@ class TraderBook:
                 record.withdrawn += from_usdc(args["amount"])
         elif contract == "Liquidator":
             if name in ("Liquidation", "Bankruptcy") and record is not None:
-                record.liquidated_step = step if record.liquidated_step is None else record.liquidated_step
-                record.bankrupt |= name == "Bankruptcy"
+                if name == "Liquidation" and record.liquidated_step is None:
+                    record.liquidated_step = step
+                if name == "Bankruptcy" and record.bankrupt_step is None:
+                    record.bankrupt_step = step
                 record.stale = True
             elif name == "Deleverage":
                 for key in ((args["bankrupt_owner"], args["bankrupt_subaccount"]),
@@ -271,7 +273,7 @@ class TraderBook:
         """One trader's line of `traders.csv`."""
         spec = record.spec
         slips = [100.0 * s for s in record.slips]
-        liquidated = record.liquidated_step is not None
+        downs = [s for s in (record.liquidated_step, record.bankrupt_step) if s is not None]
         return {
             "label": spec.label, "kind": spec.kind, "role": spec.role, "behaviour": spec.behaviour,
             "market": spec.market, "hedge_market": spec.hedge_market,
@@ -287,6 +289,6 @@ class TraderBook:
             "stops_slipped": sum(1 for s in slips if s > 0),
             "stop_slip_mean_pct": sum(slips) / len(slips) if slips else None,
             "stop_slip_max_pct": max(slips) if slips else None,
-            "liquidated": liquidated, "bankrupt": record.bankrupt,
-            "first_liquidated_step": record.liquidated_step, "survived": not liquidated,
+            "liquidated": record.liquidated_step is not None, "bankrupt": record.bankrupt_step is not None,
+            "first_liquidated_step": min(downs) if downs else None, "survived": not downs,
         }

@@ -78,7 +78,8 @@ HEADLINE: tuple[HeadlineFigure, ...] = (
     HeadlineFigure("lp_share_price_change_pct", "LP share price change", signed_pct,
                    lambda v: "bad" if v < 0 else "good"),
     HeadlineFigure("lp_pnl_usd", "LP profit and loss", signed_usd, lambda v: "bad" if v < 0 else "good"),
-    HeadlineFigure("trader_survival_rate", "Traders never liquidated", share),
+    HeadlineFigure("traders_bankrupt", "Traders declared bankrupt", count, _positive_is("warn")),
+    HeadlineFigure("trader_survival_rate", "Traders never liquidated nor bankrupt", share),
     HeadlineFigure("books_balance", "Books balance, tokens conserved", yes_no, lambda v: "good" if v else "bad"),
 )
 

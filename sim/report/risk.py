@@ -2,7 +2,7 @@
 
 Read from `traders.csv` (sim/traders.py). Disciplined traders are grouped by the layer
 combination they had on, behavioural traders by their behaviour; each group gets its
-survival rate (never liquidated), median maximum drawdown and median PnL, and the section
+survival rate (never liquidated nor declared bankrupt), median maximum drawdown and median PnL, and the section
 states the comparison in words: all four layers against each combination missing one,
 each layer alone, none, and each behaviour.
 """
@@ -133,7 +133,8 @@ def _trader_table(traders: pd.DataFrame) -> str:
     rows = []
     for r in traders.to_dict("records"):
         what = r["behaviour"] if isinstance(r["behaviour"], str) and r["behaviour"] else r["layers"]
-        liquidated = ("bankrupt" if r["bankrupt"] else f"step {int(r['first_liquidated_step'])}") if r["liquidated"] else "no"
+        liquidated = (("bankrupt, " if r["bankrupt"] else "") + f"step {int(r['first_liquidated_step'])}"
+                      if not r["survived"] else "no")
         rows.append(
             f"<tr><td>{_esc(r['label'])}</td><td>{_esc(what)}</td>"
             f"<td class='num'>{_num(r['peak_risk'], '.2f')}×</td>"
@@ -141,7 +142,7 @@ def _trader_table(traders: pd.DataFrame) -> str:
             f"<td class='num'>{_num(r['hedge_ratio'], '.2f')}</td>"
             f"<td class='num'>{int(r['stops_placed'])} / {int(r['stops_fired'])} / {int(r['stops_slipped'])}</td>"
             f"<td class='num'>{_num(r['stop_slip_max_pct'], '.2f')}%</td>"
-            f"<td class='{'bad' if r['liquidated'] else ''}'>{_esc(liquidated)}</td>"
+            f"<td class='{'' if r['survived'] else 'bad'}'>{_esc(liquidated)}</td>"
             f"<td class='num'>{_num(r['pnl'], ',.0f')}</td><td class='num'>{_num(r['max_drawdown_pct'], '.1f')}%</td></tr>")
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -153,7 +154,7 @@ def risk_chart(groups: list[GroupStats], path: Path) -> Path:
     colours = ["#1f77b4" if not g.behaviour else "#e67e22" for g in groups][::-1]
     left.barh(names, [100 * g.survival_rate for g in groups][::-1], color=colours)
     left.set_xlim(0, 100)
-    left.set_xlabel("traders never liquidated (%)")
+    left.set_xlabel("traders never liquidated nor bankrupt (%)")
     right.barh(names, [g.median_drawdown_pct for g in groups][::-1], color=colours)
     right.set_xlabel("median maximum drawdown (% of peak account value)")
     for ax in (left, right):
@@ -180,7 +181,7 @@ def risk_section(run: RunData) -> str:
         parts.append(_group_table(groups))
     parts.append("<p class='muted'>Layers: size cap (position notional at most max_leverage × equity), margin "
                  "buffer (cut the position when equity nears maintenance), hedge (an opposite position in another "
-                 "market), stop-loss (a trigger order keepers execute). Survival: never liquidated. Drawdown: the "
+                 "market), stop-loss (a trigger order keepers execute). Survival: never liquidated nor declared bankrupt. Drawdown: the "
                  "largest fall of equity plus withdrawals from its peak (above 100% when the account ended under "
                  "water). A stop slipped when it filled worse than its trigger.</p>")
     parts.append(f"<details><summary>Every trader ({len(traders)})</summary>{_trader_table(traders)}</details>")
