@@ -91,8 +91,12 @@ class RunData:
 
     @property
     def state(self) -> str:
-        """complete | partial | incomplete (status still "running": the run was killed or is live)."""
-        status = (self.status or {}).get("status") or (self.summary or {}).get("status")
+        """complete | partial | incomplete (status still "running": the run was killed or is live).
+        While the engine draws the report, status.json still says "running" (stage "report") but
+        the run itself has ended: the summary's status is the run's."""
+        status = (self.status or {}).get("status")
+        if status in (None, "running"):
+            status = (self.summary or {}).get("status") or status
         return "incomplete" if status in (None, "running") else str(status)
 
     @property

@@ -51,6 +51,8 @@ def crash(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scenario = load_scenario("flash-crash").with_overrides(steps=CRASH_STEPS)
     result = run_scenario(scenario, out_dir=tmp_path_factory.mktemp("flash") / "run", progress=False)
     assert result.summary["adl_count"] > 0 and result.summary["bankruptcy_count"] > 0  # the cascade is in
+    drawn_by_the_run = (result.run_dir / "report.html").read_text()  # drawn while status.json said "report"
+    assert "Run complete" in drawn_by_the_run and "INCOMPLETE" not in drawn_by_the_run
     return result.run_dir
 
 
