@@ -360,6 +360,12 @@ class Simulation:
                             process.jump(asset, shock.fraction)
             self.prices.update(process.prices)
 
+    def release_events(self, cursor: int) -> None:
+        """The recorder has streamed the events before `cursor` to the run directory: let the
+        chain forget those that the engine and the facade's index have read too, so that
+        memory stays flat however long the run."""
+        self.chain.forget_events(min(cursor, self._event_cursor, self.protocol.index.cursor))
+
     # -- for the recorder -------------------------------------------------------------------
     def calendar_start(self) -> float | None:
         """For a replay, the series' time (Unix seconds) before step 0, so the report can date
@@ -503,6 +509,7 @@ def run_scenario(
                 for step in range(scenario.steps):
                     prices = sim.step(step)
                     recorder.record_step(step, prices)
+                    sim.release_events(recorder.event_cursor)
                     advance(step)
         finally:
             sim.stats.loop_seconds = time.perf_counter() - loop_start

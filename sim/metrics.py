@@ -818,6 +818,16 @@ def csv_cell(value: Any) -> str:
     return str(value)
 
 
+_PLAIN_JSON = (int, str, bool, type(None))
+
+
+def _args_json(args: Mapping[str, Any]) -> str:
+    """An event's args as compact JSON: straight from the dict when every value is a plain
+    int, str, bool or None (almost every event), through `json_safe` otherwise."""
+    plain = all(type(v) in _PLAIN_JSON for v in args.values())
+    return json.dumps(args if plain else json_safe(args), separators=(",", ":"))
+
+
 def csv_line(values: Iterable[Any]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow([csv_cell(v) for v in values])
@@ -921,6 +931,11 @@ class Recorder:
         for observer in self.observers:
             observer.observe(view)
 
+    @property
+    def event_cursor(self) -> int:
+        """The chain's log index up to which this recorder has written events.csv."""
+        return self._cursor
+
     def _read_events(self, step: int) -> list[RecordedEvent]:
         """The chain's events since the last read, tagged with `step` and folded into the tally."""
         raw, self._cursor = self.protocol.chain.events_since(self._cursor)
@@ -962,11 +977,12 @@ class Recorder:
 
     def _write_events(self, events: list[RecordedEvent]) -> None:
         node = self.on_node
-        self._events_file.write("".join(csv_line((
-            ev.step, ev.block, ev.event.log_index, ev.contract, ev.name,
-            json.dumps(json_safe(ev.args), separators=(",", ":")),
-            *((ev.event.node_block, ev.event.tx_hash) if node else ()),
-        )) for ev in events))
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerows([(ev.step, ev.block, ev.event.log_index, ev.contract, ev.name, _args_json(ev.args),
+                           *((ev.event.node_block, ev.event.tx_hash) if node else ()))
+                          for ev in events])  # ints, strings and None: csv_cell would give the same text
+        self._events_file.write(buffer.getvalue())
 
     def _flush(self) -> None:
         for f in (self._steps_file, self._events_file):

@@ -14,6 +14,7 @@ are plain data: the engine decides when they run, catches reverts and counts the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -55,6 +56,7 @@ class AgentConfig:
 # ---------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=None)
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 

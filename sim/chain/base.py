@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import weakref
 from abc import ABC, abstractmethod
+from bisect import bisect_left
 from collections.abc import Callable
+from operator import attrgetter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,9 +140,20 @@ class Chain(ABC):
         """Decode future logs of `address` with `abi`."""
 
     # -- events --------------------------------------------------------------
-    @abstractmethod
+    # Every backend keeps its decoded events in `self.event_log` (an EventLog).
+    event_log: EventLog
+
     def events_since(self, cursor: int) -> tuple[list[Event], int]:
         """All decoded events with log_index >= cursor, and the next cursor."""
+        return self.event_log.since(cursor)
+
+    def forget_events(self, before: int) -> None:
+        """Stop keeping the events with log_index < `before` (their readers have read them),
+        so that a long run's memory does not grow with its history. The events a live
+        snapshot would go back to are kept (a reader may start again from the first after a
+        revert); `events_since` across a forgotten event raises ChainError."""
+        restored = self._snapshots.events_restored()
+        self.event_log.forget(restored, before)
 
     # -- time ----------------------------------------------------------------
     @property
@@ -198,6 +211,49 @@ def check_new_timestamp(current: int, timestamp: int) -> None:
         raise ValueError(f"set_timestamp({timestamp}) would move time backwards from {current}; expected >= {current}")
 
 
+class EventLog:
+    """A chain's decoded events, numbered from 0 in the order they were logged (`log_index`),
+    of which it keeps those not forgotten (`forget`): the log of a long run need not grow
+    with its history."""
+
+    def __init__(self) -> None:
+        self._events: list[Event] = []  # kept events, in log index order
+        self._next = 0  # the log index the next event gets
+
+    def __len__(self) -> int:
+        """The log index the next event gets."""
+        return self._next
+
+    def append(self, event: Event) -> None:
+        self._events.append(event)
+        self._next += 1
+
+    def _position(self, log_index: int) -> int:
+        return bisect_left(self._events, log_index, key=_LOG_INDEX)
+
+    def since(self, cursor: int) -> tuple[list[Event], int]:
+        """The events from log index `cursor` on; ChainError if some of them are forgotten."""
+        cursor = max(cursor, 0)
+        i = self._position(cursor)
+        if len(self._events) - i < self._next - cursor:  # kept events are in order: one is missing
+            raise ChainError(f"some events from log index {cursor} on are no longer kept; read events as they "
+                             "come (a live snapshot keeps those it would go back to)")
+        return self._events[i:], self._next
+
+    def forget(self, start: int, end: int) -> None:
+        """Stop keeping the events with log index in [start, end)."""
+        if start < end:
+            del self._events[self._position(start) : self._position(end)]
+
+    def truncate(self, length: int) -> None:
+        """Drop the events from log index `length` on (a revert)."""
+        del self._events[self._position(length) :]
+        self._next = length
+
+
+_LOG_INDEX = attrgetter("log_index")
+
+
 class SnapshotRegistry:
     """Tracks which snapshot handles are still valid.
 
@@ -213,6 +269,12 @@ class SnapshotRegistry:
         self._prune()
         self._live.append(weakref.ref(handle))
         return handle
+
+    def events_restored(self) -> int:
+        """How many events the live snapshots would bring back (the most any of them would):
+        0 without one."""
+        self._prune()
+        return max((ref().events_length for ref in self._live if ref() is not None), default=0)
 
     def any_live(self) -> bool:
         """Whether any snapshot can still be reverted to."""

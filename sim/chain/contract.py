@@ -298,13 +298,18 @@ class EventDecoder:
 
     def __init__(self) -> None:
         self._events_by_address: dict[str, dict[bytes, AbiEvent]] = {}
+        self._by_spelling: dict[str, dict[bytes, AbiEvent] | None] = {}  # lookups by the address as a backend spells it
 
     def register(self, address: str, abi: list[dict[str, Any]]) -> None:
         self._events_by_address[address.lower()] = abi_table(abi).events
+        self._by_spelling.clear()
 
     def decode(self, address: str, topics: list[bytes], data: bytes) -> tuple[str, dict[str, Any]] | None:
         """(name, args) of a log from `address`, or None if the address or topic is unknown."""
-        events = self._events_by_address.get(address.lower())
+        try:
+            events = self._by_spelling[address]
+        except KeyError:
+            events = self._by_spelling[address] = self._events_by_address.get(address.lower())
         if events is None or not topics:
             return None
         event = events.get(topics[0])

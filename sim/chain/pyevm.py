@@ -43,6 +43,7 @@ from sim.chain.base import (
     MAX_CODE_SIZE,
     Chain,
     ChainError,
+    EventLog,
     Event,
     Receipt,
     Reverted,
@@ -103,7 +104,7 @@ class PyEvmChain(Chain):
         self._block_number = GENESIS_BLOCK_NUMBER
         self._timestamp = GENESIS_TIMESTAMP
         self._apply_block_env()
-        self._events: list[Event] = []
+        self.event_log = EventLog()
         self._decoder = EventDecoder()
         self._snapshots = SnapshotRegistry()
 
@@ -180,9 +181,6 @@ class PyEvmChain(Chain):
         return computation, gas_used
 
     # -- events --------------------------------------------------------------
-    def events_since(self, cursor: int) -> tuple[list[Event], int]:
-        return self._events[cursor:], len(self._events)
-
     def _record_logs(self, computation: Any) -> list[Event]:
         events: list[Event] = []
         for address, topic_ints, data in computation.get_log_entries():
@@ -190,8 +188,8 @@ class PyEvmChain(Chain):
             decoded = self._decoder.decode("0x" + address.hex(), topics, data)
             if decoded is None:
                 continue  # a contract whose ABI this chain was not given
-            event = Event(decoded[0], checksum_address(address), decoded[1], self._block_number, len(self._events))
-            self._events.append(event)
+            event = Event(decoded[0], checksum_address(address), decoded[1], self._block_number, len(self.event_log))
+            self.event_log.append(event)
             events.append(event)
         return events
 
@@ -223,7 +221,7 @@ class PyEvmChain(Chain):
     def snapshot(self) -> Any:
         self._state.lock_changes()
         self._state.persist()  # writes the trie to the database, so its root can be reopened
-        handle = _Snapshot(self._state.state_root, self._block_number, self._timestamp, len(self._events))
+        handle = _Snapshot(self._state.state_root, self._block_number, self._timestamp, len(self.event_log))
         return self._snapshots.add(handle)
 
     def revert(self, snapshot: Any) -> None:
@@ -231,4 +229,4 @@ class PyEvmChain(Chain):
         self._state = self._vm.get_state_class()(self._db, self._context, snapshot.state_root)
         self._block_number, self._timestamp = snapshot.block_number, snapshot.timestamp
         self._apply_block_env()
-        del self._events[snapshot.events_length :]
+        self.event_log.truncate(snapshot.events_length)

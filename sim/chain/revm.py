@@ -52,6 +52,7 @@ from sim.chain.base import (
     MAX_CODE_SIZE,
     Chain,
     ChainError,
+    EventLog,
     Event,
     Receipt,
     Reverted,
@@ -185,10 +186,10 @@ class RevmChain(Chain):
         self._apply_block_env()
         self._accounts: dict[str, _Account] = {}  # mirror of the database, by lowercase address
         self._undo: list[tuple[Any, ...]] = []  # ("account", address, previous) | ("slot", address, slot, previous)
-        self._events: list[Event] = []
+        self.event_log = EventLog()
         self._decoder = EventDecoder()
         self._snapshots = SnapshotRegistry()
-        self._codeless: dict[tuple[bytes, int, int], AccountInfo] = {}  # see _strip_code
+        self._codeless: dict[tuple[bytes, int, int], AccountInfo] = {}  # see _read_infos
 
     # -- accounts ------------------------------------------------------------
     def new_account(self, label: str, eth: int = 10**21) -> str:
@@ -250,18 +251,17 @@ class RevmChain(Chain):
         self._decoder.register(address, abi)
 
     # -- events --------------------------------------------------------------
-    def events_since(self, cursor: int) -> tuple[list[Event], int]:
-        return self._events[cursor:], len(self._events)
-
     def _record_logs(self, logs: list[Any]) -> list[Event]:
         events: list[Event] = []
+        decode, log_ = self._decoder.decode, self.event_log
         for log in logs:
+            address = log.address
             topics, data = log.data
-            decoded = self._decoder.decode(log.address, topics, data)
+            decoded = decode(address, topics, data)
             if decoded is None:
                 continue  # a contract whose ABI this chain was not given
-            event = Event(decoded[0], checksum_address(log.address), decoded[1], self._block_number, len(self._events))
-            self._events.append(event)
+            event = Event(decoded[0], checksum_address(address), decoded[1], self._block_number, len(log_))
+            log_.append(event)
             events.append(event)
         return events
 
@@ -292,7 +292,7 @@ class RevmChain(Chain):
     def snapshot(self) -> Any:
         if not self._snapshots.any_live():
             self._undo.clear()  # nothing can revert past this point any more
-        handle = _Snapshot(len(self._undo), self._block_number, self._timestamp, len(self._events))
+        handle = _Snapshot(len(self._undo), self._block_number, self._timestamp, len(self.event_log))
         return self._snapshots.add(handle)
 
     def revert(self, snapshot: Any) -> None:
@@ -307,7 +307,7 @@ class RevmChain(Chain):
                 self._store_account(entry[1], entry[2])
         self._block_number, self._timestamp = snapshot.block_number, snapshot.timestamp
         self._apply_block_env()
-        del self._events[snapshot.events_length :]
+        self.event_log.truncate(snapshot.events_length)
 
     # -- finalising a transaction into the database ----------------------------
     def _result(self) -> ExecutionResult:
@@ -324,23 +324,20 @@ class RevmChain(Chain):
     def _finalize(self, checkpoint: Any, caller_nonce_of: str | None) -> None:
         """Move a successful transaction's changes from revm's journal into its database."""
         evm = self._evm
-        infos = evm.journal_state
-        self._strip_code(infos)
+        infos = self._read_infos(evm.journal_state)  # and take the code out of the journal
         text = evm.journal_str
         written = written_slots(text)
         destroyed = destroyed_accounts(text) if "SelfDestructed" in text else set()
         writes = [(address, slot, evm.storage(address, slot)) for address, slot in written if address not in destroyed]
         self._discard(checkpoint)
-        for address, info in infos.items():
-            key = address.lower()
+        for key, balance, nonce, code_hash, info in infos:
             before = self._accounts.get(key, _EMPTY_ACCOUNT)
             if key in destroyed:
                 if before != _EMPTY_ACCOUNT:
                     self._put_account(key, _EMPTY_ACCOUNT)
                 continue
-            balance = info.balance
-            nonce = info.nonce + 1 if key == caller_nonce_of else info.nonce
-            code_hash = info.code_hash
+            if key == caller_nonce_of:
+                nonce += 1
             if balance == before.balance and nonce == before.nonce and code_hash == before.code_hash:
                 continue  # most accounts a transaction touches: only storage changed
             code = before.code if code_hash == before.code_hash else _runtime_code(info.code, code_hash)
@@ -350,21 +347,25 @@ class RevmChain(Chain):
             self._undo += [("slot", address, slot, written[address, slot]) for address, slot, _ in writes]
         self._store_slots(writes)
 
-    def _strip_code(self, infos: dict[str, AccountInfo]) -> None:
-        """Replace the info of each contract account in the journal by the same info without
-        its code, so the journal's Debug dump leaves the bytecode out (see the module doc).
-        Balance and nonce are kept, as reverting a transfer or a nonce bump adjusts them."""
-        evm = self._evm
+    def _read_infos(self, infos: dict[str, AccountInfo]) -> list[tuple[str, int, int, bytes, AccountInfo]]:
+        """(lowercase address, balance, nonce, code hash, info) of each account in the journal.
+
+        On the way, each contract account's info in the journal is replaced by the same info
+        without its code, so the journal's Debug dump leaves the bytecode out (see the module
+        doc). Balance and nonce are kept, as reverting a transfer or a nonce bump adjusts them."""
+        evm, codeless_infos = self._evm, self._codeless
+        out = []
         for address, info in infos.items():
-            code_hash = info.code_hash
-            if code_hash == _EMPTY_CODE_HASH:
-                continue
-            key = (code_hash, info.balance, info.nonce)
-            codeless = self._codeless.get(key)
-            if codeless is None:
-                codeless = self._codeless[key] = AccountInfo(  # type: ignore[call-arg]
-                    balance=info.balance, nonce=info.nonce, code_hash=code_hash)
-            evm.insert_account_info(address, codeless)
+            balance, nonce, code_hash = info.balance, info.nonce, info.code_hash
+            if code_hash != _EMPTY_CODE_HASH:
+                key = (code_hash, balance, nonce)
+                codeless = codeless_infos.get(key)
+                if codeless is None:
+                    codeless = codeless_infos[key] = AccountInfo(  # type: ignore[call-arg]
+                        balance=balance, nonce=nonce, code_hash=code_hash)
+                evm.insert_account_info(address, codeless)
+            out.append((address.lower(), balance, nonce, code_hash, info))
+        return out
 
     def _put_account(self, key: str, account: _Account) -> None:
         if self._snapshots.any_live():  # the undo log only grows while a snapshot is held

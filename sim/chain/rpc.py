@@ -53,6 +53,7 @@ from sim.chain.base import (
     GENESIS_TIMESTAMP,
     Chain,
     ChainError,
+    EventLog,
     Event,
     Receipt,
     Reverted,
@@ -123,7 +124,7 @@ class RpcChain(Chain):
         self.web3 = Web3(self._provider)
         self._sync_send = True  # eth_sendTransactionSync (EIP-7966) until the node says no
         self._block_overrides = True  # eth_call's 4th parameter, until the node says no
-        self._events: list[Event] = []
+        self.event_log = EventLog()
         self._decoder = EventDecoder()
         self._snapshots = SnapshotRegistry()
 
@@ -303,9 +304,6 @@ class RpcChain(Chain):
         return Reverted(reason, exc.data, gas_used, detail=detail)
 
     # -- events --------------------------------------------------------------
-    def events_since(self, cursor: int) -> tuple[list[Event], int]:
-        return self._events[cursor:], len(self._events)
-
     def _record_logs(self, receipt: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
         node_block = int(receipt["blockNumber"], 16)
@@ -317,10 +315,10 @@ class RpcChain(Chain):
             if decoded is None:
                 continue  # a contract whose ABI this chain was not given
             event = Event(
-                decoded[0], checksum_address(log["address"]), decoded[1], self._block_number, len(self._events),
+                decoded[0], checksum_address(log["address"]), decoded[1], self._block_number, len(self.event_log),
                 node_block=node_block, tx_hash=tx_hash,
             )
-            self._events.append(event)
+            self.event_log.append(event)
             events.append(event)
         return events
 
@@ -346,7 +344,7 @@ class RpcChain(Chain):
 
     # -- state ---------------------------------------------------------------
     def snapshot(self) -> Any:
-        handle = _Snapshot(self._rpc("evm_snapshot"), self._block_number, self._timestamp, len(self._events))
+        handle = _Snapshot(self._rpc("evm_snapshot"), self._block_number, self._timestamp, len(self.event_log))
         return self._snapshots.add(handle)
 
     def revert(self, snapshot: Any) -> None:
@@ -356,7 +354,7 @@ class RpcChain(Chain):
         snapshot.node_id = self._rpc("evm_snapshot")  # so the same handle can be reverted to again
         self._block_number, self._timestamp = snapshot.block_number, snapshot.timestamp
         self._time_synced = False
-        del self._events[snapshot.events_length :]
+        self.event_log.truncate(snapshot.events_length)
 
     def close(self) -> None:
         """Nothing to release: web3's HTTP session is shared and closed at exit."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sim.chain import make_chain
+from sim.chain import ChainError, make_chain
 from sim.engine import TRANSACTIONS_FILE, Simulation, run_scenario
 from sim.scenario import Scenario, load_scenario, validate_scenario
 
@@ -73,6 +73,16 @@ def test_the_run_directory_holds_the_scenario_as_run(tmp_path: Path) -> None:
     table = json.loads((result.run_dir / TRANSACTIONS_FILE).read_text())
     assert table["agent_transactions"] == result.stats.agent_transactions > 0
     assert json.loads((result.run_dir / "status.json").read_text())["status"] == "complete"
+
+
+def test_a_run_streams_its_events_and_the_chain_forgets_them(tmp_path: Path) -> None:
+    chain = make_chain("revm")
+    result = run_scenario(small(steps=12), out_dir=tmp_path / "run", report=False, progress=False, chain=chain)
+    written = (result.run_dir / "events.csv").read_text().count("\n") - 1  # the header
+    head = chain.events_since(written)[1]
+    assert head == written > 100  # every event reached events.csv
+    with pytest.raises(ChainError, match="no longer kept"):
+        chain.events_since(0)  # and the chain kept none of the read ones
 
 
 def test_competing_keepers_race_and_losers_are_counted() -> None:

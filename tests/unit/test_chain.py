@@ -240,6 +240,31 @@ def test_block_time_seen_by_transactions(chain: Chain, probe: Contract, alice: s
     assert chain.timestamp == GENESIS_TIMESTAMP + 100
 
 
+def test_forgotten_events_are_no_longer_kept(chain: Chain, probe: Contract, alice: str) -> None:
+    for value in (1, 2, 3):
+        probe.transact("set", value, sender=alice)
+    chain.forget_events(2)  # the readers have read the first two
+    events, cursor = chain.events_since(2)
+    assert cursor == 3 and [(e.log_index, e.args["new_value"]) for e in events] == [(2, 3)]
+    with pytest.raises(ChainError, match="no longer kept"):
+        chain.events_since(0)
+    probe.transact("set", 4, sender=alice)
+    assert [e.log_index for e in chain.events_since(3)[0]] == [3]  # numbering goes on
+
+
+def test_a_snapshot_keeps_the_events_it_would_restore(chain: Chain, probe: Contract, alice: str) -> None:
+    probe.transact("set", 1, sender=alice)
+    snap = chain.snapshot()
+    for value in (2, 3):
+        probe.transact("set", value, sender=alice)
+    chain.forget_events(2)  # read up to the third; the snapshot would go back to the first event
+    assert [e.args["new_value"] for e in chain.events_since(2)[0]] == [3]
+    with pytest.raises(ChainError, match="no longer kept"):
+        chain.events_since(0)  # the second is gone, not the first
+    chain.revert(snap)
+    assert [e.args["new_value"] for e in chain.events_since(0)[0]] == [1]  # a reader can start again
+
+
 # -- snapshots --------------------------------------------------------------------------
 
 
