@@ -10,6 +10,8 @@ re-derived in Python.
 from __future__ import annotations
 
 import copy
+import math
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -638,7 +640,7 @@ class Protocol:
         return self.index.active_orders()
 
     def trigger_order_active(self, order_id: int) -> bool:
-        return order_id in self.index.active_orders()
+        return self.index.is_active_order(order_id)
 
     def adl_ranking(self, market: str | int, against_size: float) -> list[AdlCandidate]:
         """Profitable positions opposite to `against_size` in subaccounts that are not
@@ -711,12 +713,14 @@ class TriggerOrder:
 
 @dataclass(frozen=True)
 class _Screen:
-    """What the index knows about a single-position subaccount's distance to liquidation: the
-    Liquidator's `liquidation_price` (USD; 0: none) and the market's funding at the time."""
+    """What the index knows of a single-position subaccount's distance to liquidation: the
+    Liquidator's `liquidation_price` (USD; 0: none) and its `key` in the market's sorted list
+    (see `PositionIndex.liquidatable`)."""
 
+    market: int
+    long: bool
     price: float
-    funding: float  # the market's stored funding index then (USD per base unit)
-    pending: float  # its pending_funding_bound then
+    key: tuple[float, str, int]  # (threshold, owner, subaccount)
 
 
 @dataclass
@@ -725,7 +729,17 @@ class _Holding:
 
     sizes: dict[int, int] = field(default_factory=dict)  # market -> size, 1e18 base units; open ones only
     bankrupt: bool = False
-    screen: _Screen | None = None  # None: unknown or out of date
+    screen: _Screen | None = None  # set while its liquidation price is known and current
+
+
+@dataclass
+class _Funding:
+    """A market's funding as the index has seen it: `travel` adds up how far the funding index
+    moved between the index's looks (USD per base unit), so that |index(t1) - index(t0)| is at
+    most travel(t1) - travel(t0) plus the pending accrual bounds at t0 and t1."""
+
+    travel: float = 0.0
+    last: float | None = None  # the stored funding index at the last look
 
 
 class PositionIndex:
@@ -736,13 +750,10 @@ class PositionIndex:
       is read again (`accounts`, `positions`), as its sizes and bankruptcy moved without a Trade.
     - OrderPlaced, OrderExecuted and OrderCancelled give the active trigger orders.
     - `liquidatable` finds the subaccounts below maintenance margin without asking the chain
-      about every account every block. For a subaccount with one position it keeps the
-      Liquidator's `liquidation_price`, read again after any event about the account or a
-      change of its market's parameters, and asks `is_liquidatable` only when the mark is
-      within `margin` of that price, the price widened by how far funding may have moved it
-      since (|funding index change| / (1 - mmf) for a long, / (1 + mmf) for a short). A
-      subaccount with several positions is asked every time. The answer is always the
-      chain's; the prices only choose whom to ask, so an idle account costs no call.
+      about every account every block, and without looking at the accounts far from it:
+      its cost grows with the accounts that changed or came near, not with those that hold
+      a position and wait. The answer is always the chain's `is_liquidatable`; the prices
+      only choose whom to ask.
     """
 
     def __init__(self, protocol: Protocol, margin: float = 0.01, refresh: float = 0.5) -> None:
@@ -753,6 +764,11 @@ class PositionIndex:
         self.holdings: dict[Subaccount, _Holding] = {}
         self.orders: dict[int, TriggerOrder] = {}
         self.stale: set[Subaccount] = set()  # to read again from the chain
+        self.unpriced: set[Subaccount] = set()  # one position, liquidation price unknown or out of date
+        self.crossed: set[Subaccount] = set()  # several positions: asked every time
+        self.longs: dict[int, list[tuple[float, str, int]]] = {}  # market -> sorted screen keys
+        self.shorts: dict[int, list[tuple[float, str, int]]] = {}
+        self.funding: dict[int, _Funding] = {}
         self.mmf: dict[int, float] = {}  # maintenance margin fraction by market, read when first needed
         self._exchange = protocol.exchange.address
         self._liquidator = protocol.liquidator.address
@@ -763,6 +779,10 @@ class PositionIndex:
         other = copy.copy(self)
         other.holdings = {k: _Holding(dict(h.sizes), h.bankrupt, h.screen) for k, h in self.holdings.items()}
         other.orders, other.stale, other.mmf = dict(self.orders), set(self.stale), dict(self.mmf)
+        other.unpriced, other.crossed = set(self.unpriced), set(self.crossed)
+        other.longs = {m: list(keys) for m, keys in self.longs.items()}
+        other.shorts = {m: list(keys) for m, keys in self.shorts.items()}
+        other.funding = {m: _Funding(f.travel, f.last) for m, f in self.funding.items()}
         return other
 
     # -- following the chain --------------------------------------------------------------
@@ -785,8 +805,8 @@ class PositionIndex:
         if owner is None or sub is None:
             if name in ("MarketParamsSet", "MarketAdded"):
                 self.mmf.pop(args["market"], None)
-                for holding in self.holdings.values():
-                    holding.screen = None
+                for account in list(self.holdings):
+                    self._changed(account)  # the margin fraction may have moved every price
             return
         account = (owner, sub)
         if name == "Trade":
@@ -797,9 +817,8 @@ class PositionIndex:
                 holding.sizes.pop(args["market"], None)
         elif name == "BadDebt":
             self.stale.add(account)
-        holding = self.holdings.get(account)
-        if holding is not None:
-            holding.screen = None  # collateral or size moved
+        if account in self.holdings:
+            self._changed(account)  # collateral or size moved
 
     def _liquidator_event(self, args: dict[str, Any]) -> None:
         for owner, sub in ((args.get("owner"), args.get("subaccount")),
@@ -820,7 +839,28 @@ class PositionIndex:
         exchange = self.protocol.exchange
         _, markets, _, bankrupt, _ = exchange.call("accounts", *account)
         sizes = {m: exchange.call("positions", *account, m)[0] for m in markets}
-        self.holdings[account] = _Holding({m: size for m, size in sizes.items() if size}, bankrupt)
+        holding = self.holdings.setdefault(account, _Holding())
+        holding.sizes = {m: size for m, size in sizes.items() if size}
+        holding.bankrupt = bankrupt
+        self._changed(account)
+
+    def _changed(self, account: Subaccount) -> None:
+        """The account's liquidation price is out of date: drop its screen, and sort it into
+        the accounts to price (one position) or to ask every time (several)."""
+        holding = self.holdings[account]
+        screen = holding.screen
+        if screen is not None:
+            keys = (self.longs if screen.long else self.shorts)[screen.market]
+            i = bisect_left(keys, screen.key)
+            if i < len(keys) and keys[i] == screen.key:
+                del keys[i]
+            holding.screen = None
+        self.unpriced.discard(account)
+        self.crossed.discard(account)
+        if len(holding.sizes) == 1:
+            self.unpriced.add(account)
+        elif holding.sizes:
+            self.crossed.add(account)
 
     # -- answers ------------------------------------------------------------------------
     def accounts_with_positions(self) -> list[Subaccount]:
@@ -845,48 +885,84 @@ class PositionIndex:
         self.sync()
         return dict(self.orders)
 
+    def is_active_order(self, order_id: int) -> bool:
+        self.sync()
+        return order_id in self.orders
+
     def liquidatable(self, readings: Mapping[int, MarketReading]) -> list[Subaccount]:
         """Subaccounts below maintenance margin now, by the chain's `is_liquidatable`, asked only
-        of those the index cannot rule out; `readings` are the markets as they stand now."""
-        is_liquidatable = self.protocol.liquidator.call
-        found = []
-        for account in self.accounts_with_positions():
-            holding = self.holdings[account]
-            if len(holding.sizes) == 1 and not self._near(account, holding, readings):
-                continue
-            if is_liquidatable("is_liquidatable", *account):
-                found.append(account)
-        return found
+        of those the index cannot rule out; `readings` are the markets as they stand now.
 
-    def _near(self, account: Subaccount, holding: _Holding, readings: Mapping[int, MarketReading]) -> bool:
-        """Whether a single-position subaccount's mark may have reached its liquidation price."""
-        ((market, size),) = holding.sizes.items()
+        A subaccount with several positions is asked every time. One with a single position
+        is asked only when its market's mark may have reached its liquidation price P (read
+        from the Liquidator after any event about the account or a change of the market's
+        parameters): a long when mark <= (P + s)(1 + margin), a short when mark >= (P - s)(1 -
+        margin), s bounding how far funding may have moved P since it was read (|funding
+        index change| / (1 -/+ mmf)). The funding bound grows with the market's `travel`, the
+        same for every account of the market, so each account's condition rearranges into a
+        key of its own, fixed when P is read, against a threshold of the market's, and the
+        accounts of a market sit in two sorted lists: those that may be near are an end of a
+        list, found by bisection."""
+        self.sync()
+        for market, reading in readings.items():
+            funding = self.funding.setdefault(market, _Funding())
+            now = reading.cumulative_funding / WAD
+            if funding.last is not None:
+                funding.travel += abs(now - funding.last)
+            funding.last = now
+        for account in sorted(self.unpriced):
+            self._price(account, readings)
+        ask = set(self.crossed)
+        for market, reading in readings.items():
+            ask.update(self._near(market, reading, readings))
+        is_liquidatable = self.protocol.liquidator.call
+        return [account for account in sorted(ask) if is_liquidatable("is_liquidatable", *account)]
+
+    def _price(self, account: Subaccount, readings: Mapping[int, MarketReading]) -> None:
+        """Read a single-position subaccount's liquidation price and file it under its key."""
+        self.unpriced.discard(account)
+        ((market, size),) = self.holdings[account].sizes.items()
         reading = readings[market]
+        price = self.protocol.liquidator.call("liquidation_price", account[0], account[1], market) / WAD
+        spent = self.funding[market].travel - reading.pending_funding_bound()  # funding travel already behind it
+        if size > 0:
+            key = (price - spent / (1 - self._mmf(market)), *account)
+            keys = self.longs.setdefault(market, [])
+        else:  # 0: under water at any price, always asked
+            key = (price + spent / (1 + self._mmf(market)) if price > 0 else -math.inf, *account)
+            keys = self.shorts.setdefault(market, [])
+        insort(keys, key)
+        self.holdings[account].screen = _Screen(market, size > 0, price, key)
+
+    def _near(self, market: int, reading: MarketReading, readings: Mapping[int, MarketReading]) -> list[Subaccount]:
+        """The market's single-position subaccounts whose liquidation price the mark may have
+        reached; those that look near only because of a long funding drift are priced again."""
         mark = reading.mark_price / WAD
         mmf = self._mmf(market)
-        screen, fresh = holding.screen, holding.screen is None
-        if fresh:
-            screen = self._screen(account, market, reading)
-        shift = self._funding_shift(screen, reading, size, mmf)
-        if not fresh and shift > self.refresh * abs(mark - screen.price):
-            screen = self._screen(account, market, reading)  # funding may have moved it far: read it again
-            shift = self._funding_shift(screen, reading, size, mmf)
-        holding.screen = screen
-        if size > 0:  # a long is liquidated as the mark falls to its price; 0: at no positive price
-            limit = screen.price + shift
-            return limit > 0 and mark <= limit * (1 + self.margin)
-        limit = screen.price - shift  # a short, as the mark rises to it; 0: under water at any price
-        return screen.price == 0 or mark >= limit * (1 - self.margin)
-
-    def _screen(self, account: Subaccount, market: int, reading: MarketReading) -> _Screen:
-        price = self.protocol.liquidator.call("liquidation_price", account[0], account[1], market) / WAD
-        return _Screen(price, reading.cumulative_funding / WAD, reading.pending_funding_bound())
-
-    @staticmethod
-    def _funding_shift(screen: _Screen, reading: MarketReading, size: int, mmf: float) -> float:
-        """How far funding may have moved the liquidation price since `screen` was read (USD)."""
-        drift = abs(reading.cumulative_funding / WAD - screen.funding) + reading.pending_funding_bound() + screen.pending
-        return drift / (1 - mmf) if size > 0 else drift / (1 + mmf)
+        reach = self.funding[market].travel + reading.pending_funding_bound()
+        longs, shorts = self.longs.get(market, []), self.shorts.get(market, [])
+        # long: mark <= (key + reach / (1 - mmf)) (1 + margin); short: mark >= (key - reach / (1 + mmf)) (1 - margin),
+        # where key = price -/+ (travel - pending bound, when the price was read) / (1 -/+ mmf)
+        near = longs[bisect_left(longs, (mark / (1 + self.margin) - reach / (1 - mmf),)):]
+        near += shorts[: bisect_right(shorts, (mark / (1 - self.margin) + reach / (1 + mmf), "\uffff"))]
+        out = []
+        for _, owner, sub in near:
+            account = (owner, sub)
+            screen = self.holdings[account].screen
+            assert screen is not None
+            shift = (screen.key[0] - screen.price + reach / (1 - mmf) if screen.long
+                     else screen.price - screen.key[0] + reach / (1 + mmf))  # how far funding may have moved it
+            if screen.price > 0 and shift > self.refresh * abs(mark - screen.price):
+                self._changed(account)  # near only by a long funding drift: read its price again
+                self._price(account, readings)
+                screen = self.holdings[account].screen
+                assert screen is not None
+                shift = reach / (1 - mmf) if screen.long else reach / (1 + mmf)
+                limit = screen.key[0] + shift if screen.long else screen.key[0] - shift
+                if (mark > limit * (1 + self.margin)) if screen.long else (mark < limit * (1 - self.margin)):
+                    continue
+            out.append(account)
+        return out
 
     def _mmf(self, market: int) -> float:
         if market not in self.mmf:

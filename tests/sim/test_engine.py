@@ -112,8 +112,11 @@ class CheckedSimulation(Simulation):
         super()._keepers_race(ctx)
 
 
-def test_the_index_matches_a_full_scan_through_a_crash() -> None:
-    scenario = load_scenario("flash-crash").with_overrides(steps=175)
+@pytest.mark.parametrize(("name", "steps"), [("flash-crash", 175), ("black-thursday", 150)])
+def test_the_index_matches_a_full_scan_through_a_crash(name: str, steps: int) -> None:
+    """flash-crash gaps in one block; black-thursday falls for hours in 5-minute blocks, with
+    a keeper outage, so funding moves liquidation prices between events."""
+    scenario = load_scenario(name).with_overrides(steps=steps)
     sim = CheckedSimulation(scenario, make_chain("revm"))
     sim.setup()
     for step in range(scenario.steps):

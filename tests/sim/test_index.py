@@ -41,11 +41,12 @@ def count_calls(protocol: Protocol, contract: str) -> list[int]:
     return counter
 
 
-def test_funding_alone_makes_an_account_liquidatable_and_the_index_sees_it(protocol: Protocol) -> None:
-    """A long pays funding every hour and nothing else happens to it: no event about it
-    invalidates the index's liquidation price, so only the funding bound can catch it."""
+@pytest.mark.parametrize("side", [1, -1], ids=["long", "short"])
+def test_funding_alone_makes_an_account_liquidatable_and_the_index_sees_it(protocol: Protocol, side: int) -> None:
+    """The only position pays funding every hour and nothing else happens to it: no event
+    about it invalidates the index's liquidation price, so only the funding bound can catch it."""
     long = trader(protocol, "funding-payer")
-    protocol.trade(long, "ETH", 40.0)  # 8x; premium 4%: longs pay about 12% a day
+    protocol.trade(long, "ETH", side * 40.0)  # 8x; a premium of 4% the other way: it pays about 12% a day
     payer_events = 0
     for step in range(40):
         protocol.chain.mine(3600)
