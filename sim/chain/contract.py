@@ -191,36 +191,26 @@ def _static_event_decoder(inputs: list[dict[str, Any]], types: list[str]) -> Cal
     perpsim's contracts log), built once: each field read straight from its topic or its
     data word by static_abi's codecs. None when a field needs eth_abi. It raises
     static_abi.NotStatic on anything it does not handle exactly, as static_abi does."""
-    names = [p["name"] for p in inputs]
-    indexed = [bool(p.get("indexed")) for p in inputs]
-    data_types = tuple(t for t, i in zip(types, indexed) if not i)
-    data_codec = static_abi.static_tuple_decoder(data_types, checksum_address)
-    topic_codecs = [static_abi.static_tuple_decoder((t,), checksum_address) for t, i in zip(types, indexed) if i]
-    if data_codec is None or any(c is None for c in topic_codecs):
-        return None
-    data_decode, data_size = data_codec
-    topic_decoders = [c[0] for c in topic_codecs]  # type: ignore[index]
-    n_topics = len(topic_decoders) + 1
-    # where each field comes from, in declaration order: the k-th topic value or data value
-    order = []
-    topic_k = data_k = 0
-    for is_indexed in indexed:
-        if is_indexed:
-            order.append(topic_k)
-            topic_k += 1
+    plan: list[tuple[str, Callable[[bytes, int], Any], int, int]] = []  # (name, decode, source, offset)
+    topic, offset = 0, 0
+    for param, typ in zip(inputs, types, strict=True):
+        codec = static_abi.static_tuple_decoder((typ,), checksum_address)
+        if codec is None or codec[1] != 32:
+            return None
+        read = static_abi.static_value_decoder(typ, checksum_address)
+        if param.get("indexed"):
+            topic += 1
+            plan.append((param["name"], read, topic, 0))  # source k > 0: topic k
         else:
-            order.append(len(topic_decoders) + data_k)
-            data_k += 1
-    in_order = order == list(range(len(order)))
+            plan.append((param["name"], read, 0, offset))  # source 0: the data
+            offset += 32
+    n_topics, size = topic + 1, offset
 
     def decode(topics: list[bytes], data: bytes) -> dict[str, Any]:
-        if len(topics) != n_topics or len(data) != data_size:
+        if len(topics) != n_topics or len(data) != size:
             raise static_abi.NotStatic
-        values = [dec(bytes(topic), 0)[0] for dec, topic in zip(topic_decoders, topics[1:])]
-        values += data_decode(bytes(data), 0)
-        if not in_order:
-            values = [values[i] for i in order]
-        return dict(zip(names, values))
+        sources = (data, *topics[1:])  # topics[0] is the event's signature: sources[k] is topics[k]
+        return {name: read(sources[source], at) for name, read, source, at in plan}
 
     return decode
 

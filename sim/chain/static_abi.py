@@ -198,3 +198,10 @@ def static_tuple_decoder(types: tuple[str, ...], checksum: Callable[[bytes], str
     in bytes, with no fallback (it raises NotStatic), or None if the types are not all static."""
     codec = _tuple_codec(types, checksum)
     return None if codec is None else (codec[1], codec[2])
+
+
+def static_value_decoder(typ: str, checksum: Callable[[bytes], str]) -> Decode | None:
+    """The fast decoder `(data, offset) -> value` of one static value type, with no fallback
+    (it raises NotStatic), or None if the type is not one the fast path handles."""
+    codec = _codec(typ, checksum)
+    return None if codec is None or typ.startswith("(") else codec[1]
