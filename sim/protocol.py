@@ -923,7 +923,7 @@ class PositionIndex:
         self.unpriced.discard(account)
         ((market, size),) = self.holdings[account].sizes.items()
         reading = readings[market]
-        price = self.protocol.liquidator.call("liquidation_price", account[0], account[1], market) / WAD
+        price = self._liquidation_price(account, size, reading)
         spent = self.funding[market].travel - reading.pending_funding_bound()  # funding travel already behind it
         if size > 0:
             key = (price - spent / (1 - self._mmf(market)), *account)
@@ -933,6 +933,19 @@ class PositionIndex:
             keys = self.shorts.setdefault(market, [])
         insort(keys, key)
         self.holdings[account].screen = _Screen(market, size > 0, price, key)
+
+    def _liquidation_price(self, account: Subaccount, size: int, reading: MarketReading) -> float:
+        """The mark (USD) at which a single-position subaccount's equity meets its maintenance
+        margin, from one `health` read: both move linearly with the mark (equity by size x
+        move, the margin in proportion to it), so E + s (p - m) = MM p / m gives
+        p = (s m - E) / (s - MM / m); 0 when no positive mark does it. It is the Liquidator's
+        `liquidation_price` at a third of the cost, and only chooses whom to ask."""
+        equity, _, maintenance, _ = self.protocol.exchange.call("health", *account)
+        mark, s = reading.mark_price / WAD, size / WAD
+        denominator = s - maintenance / WAD / mark if mark > 0 else 0.0
+        if denominator == 0:
+            return math.inf if s > 0 else 0.0  # no price to go by: asked every time (a long's key is +inf, a short's -inf)
+        return max((s * mark - equity / WAD) / denominator, 0.0)
 
     def _near(self, market: int, reading: MarketReading, readings: Mapping[int, MarketReading]) -> list[Subaccount]:
         """The market's single-position subaccounts whose liquidation price the mark may have
