@@ -53,6 +53,7 @@ MAINNET_CHAIN_IDS = {
     59144: "Linea", 81457: "Blast", 534352: "Scroll", 7777777: "Zora",
 }
 ROLE_BALANCE_WEI = 10**21  # what an impersonated role account is given on a dev network
+RECEIPT_TIMEOUT_SECONDS = 120  # how long a transaction may wait for its block (interval mining)
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Deploy the perpsim protocol and its markets")
@@ -87,13 +88,15 @@ def cli(network: Any, provider: Any, account: Any, config_source: str | None, ou
     for step in plan:
         args = resolve_args(step.args, {n: c.address for n, c in contracts.items()}, lambda r: signers[r].address)
         if isinstance(step, DeployStep):
-            contract = containers[step.contract].deploy(*args, sender=signers[DEPLOYER])
-            contracts[step.contract] = contract
-            blocks.append(provider.get_receipt(contract.txn_hash).block_number)
-            click.echo(f"  {step.contract:<14} {contract.address}")
+            container = containers[step.contract]
+            receipt = mined(signers[DEPLOYER].call(container(*args, sender=signers[DEPLOYER])), provider)
+            if not receipt.contract_address:
+                raise click.ClickException(f"{step.contract}: transaction {receipt.txn_hash} created no contract")
+            contracts[step.contract] = container.at(receipt.contract_address)
+            click.echo(f"  {step.contract:<14} {receipt.contract_address}")
         else:
-            receipt = getattr(contracts[step.contract], step.function)(*args, sender=signers[step.sender])
-            blocks.append(receipt.block_number)
+            receipt = mined(getattr(contracts[step.contract], step.function)(*args, sender=signers[step.sender]), provider)
+        blocks.append(receipt.block_number)
 
     deployment = Deployment(
         chain_id=chain_id,
@@ -110,6 +113,18 @@ def cli(network: Any, provider: Any, account: Any, config_source: str | None, ou
     )
     path = deployment.write(out or Path("deployments") / f"{network.ecosystem.name}-{network.name}-{chain_id}.json")
     click.echo(f"{len(plan)} transactions in blocks {deployment.start_block}..{deployment.end_block}; wrote {path}")
+
+
+def mined(receipt: Any, provider: Any) -> Any:
+    """`receipt` once its transaction is in a block. Under interval mining (anvil --block-time,
+    `make devnet BLOCK_TIME=2`) ape returns as soon as the node accepts the transaction, with no
+    block number and no contract address yet: wait for the mined receipt, so each step runs
+    after the one before it and a deployment has its address."""
+    if receipt.block_number is None or receipt.block_number < 0:
+        receipt = provider.get_receipt(receipt.txn_hash, timeout=RECEIPT_TIMEOUT_SECONDS)
+    if receipt.failed:
+        raise click.ClickException(f"transaction {receipt.txn_hash} failed: {receipt.error or 'reverted'}")
+    return receipt
 
 
 def compiled_containers(artifacts: dict[str, Artifact]) -> dict[str, Any]:

@@ -256,3 +256,25 @@ def test_devnet_start_deploys_and_stop_stops_only_its_anvil(tmp_path: Path, mark
     assert not (tmp_path / "anvil.pid").exists()
     twice = _devnet("stop", env)
     assert twice.returncode == 0 and "no devnet running" in twice.stdout
+
+
+def test_devnet_with_a_block_time_deploys(tmp_path: Path) -> None:
+    """`make devnet BLOCK_TIME=2` (issue 14, item 5): under interval mining ape returns before
+    each transaction is mined; the deployment waits for every receipt (here a block a second,
+    and a one-market config, to keep it short)."""
+    from tests.utils.anvil import require_anvil
+
+    require_anvil()
+    config = tmp_path / "one-market.toml"
+    config.write_text('reporters = 1\n\n[[markets]]\nname = "ETH"\n')
+    env = dict(os.environ, PORT=str(free_port()), BLOCK_TIME="1", CONFIG=str(config), **{DEVNET_DIR_ENV: str(tmp_path)})
+    started = _devnet("start", env)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "a block every 1 s" in started.stdout
+        deployment = Deployment.load(tmp_path / "deployment.json")
+        assert deployment.end_block - deployment.start_block >= 10  # one block per transaction: each waited for its own
+        protocol = deployment.attach(make_chain("rpc", rpc_url=deployment.rpc_url))  # verifies every contract's code
+        assert protocol.index_price("ETH") == (2000.0, True)
+    finally:
+        _devnet("stop", env)
