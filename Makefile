@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 # ape-vyper uses the pip-installed vyper only when it is on PATH; otherwise it tries to download one.
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(PATH)
 STAMP := $(VENV)/.installed
+VENV_HOOK := $(VENV)/.venv-hook
 # Every optional extra (pyproject.toml): `all` lists them.
 EXTRAS := all
 # The browser tests drive Debian's Chromium (Playwright's own browser download cannot be used).
@@ -14,7 +15,7 @@ ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
 .PHONY: setup chromium demo test compile bench bench-sweep fuzz devnet devnet-stop docs clean
 
-setup: $(STAMP) $(ANVIL)
+setup: $(STAMP) $(VENV_HOOK) $(ANVIL)
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "perpsim needs $(PYTHON) on PATH"; exit 1; }
@@ -23,6 +24,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"  # every optional extra (pyproject's `all`), so tests skip nothing
 	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# ape from .venv/bin/ape alone, without the venv on PATH: ape-vyper uses the pip-installed vyper
+# only when `vyper` is on PATH (else VyperNotInstalled), and its config model warns at every ape
+# command (IncompleteFieldDefinitionWarning: a forward reference in ape-vyper's pydantic model).
+# scripts/_venv_hook.pth, copied into the venv's site-packages, runs at the venv interpreter's
+# start: it puts the venv's bin first on PATH and silences that one warning.
+$(VENV_HOOK): $(STAMP) scripts/_venv_hook.pth
+	$(BIN)/python -c "import pathlib, shutil, sysconfig; shutil.copy('scripts/_venv_hook.pth', pathlib.Path(sysconfig.get_path('purelib'), 'perpsim_venv_hook.pth'))"
+	touch $(VENV_HOOK)
 
 # anvil comes from the npm registry, pinned in package.json / package-lock.json.
 $(ANVIL): package.json

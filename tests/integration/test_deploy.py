@@ -278,3 +278,21 @@ def test_devnet_with_a_block_time_deploys(tmp_path: Path) -> None:
         assert protocol.index_price("ETH") == (2000.0, True)
     finally:
         _devnet("stop", env)
+
+
+def test_ape_works_from_the_venv_alone(tmp_path: Path) -> None:
+    """`.venv/bin/ape compile --force` without the venv on PATH (issue 14, item 8): ape-vyper
+    finds the pip-installed vyper, and no IncompleteFieldDefinitionWarning is printed. `make
+    setup` installs scripts/_venv_hook.pth, which makes both so. A one-contract project keeps it
+    quick."""
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "contracts" / "One.vy").write_text(
+        "# pragma version ~=0.4.3\n\n@external\n@pure\ndef one() -> uint256:\n    return 1\n")
+    (tmp_path / "ape-config.yaml").write_text("name: one\ncontracts_folder: contracts\n")
+    env = {"HOME": os.environ.get("HOME", str(tmp_path)), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([str(Path(sys.executable).parent / "ape"), "compile", "--force"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=180)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "'local project' compiled" in output
+    assert "VyperNotInstalled" not in output and "IncompleteFieldDefinitionWarning" not in output

@@ -46,6 +46,7 @@ def calm_deployment(devnet_url: str, ape_deploy: Callable[..., Any], tmp_path_fa
     out = tmp_path_factory.mktemp("calm") / "deployment.json"
     done = ape_deploy(devnet_url, "--config", "calm", "--out", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "IncompleteFieldDefinitionWarning" not in done.stderr  # issue 14, item 8: ape commands print none
     return out
 
 
