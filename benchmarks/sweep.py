@@ -40,6 +40,17 @@ TARGET_REUSE = 1.4
 WARM_SEED = 10_000  # warm-up runs use seeds from here, apart from the timed ones
 
 
+def autogroup_note() -> str:
+    """Linux's autogroup shares the CPU between sessions, not processes: while other sessions
+    are busy, this benchmark's workers (one session) share one session's part of the cores."""
+    try:
+        on = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return ""
+    return ("note: the kernel shares CPU per session (autogroup): while other sessions are busy, the workers "
+            "here share one session's part of the cores, and a second worker gains little") if on else ""
+
+
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load {one:.2f} (5 min {five:.2f})"
@@ -118,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     warm = make_plan(args.scenario, seeds=range(WARM_SEED, WARM_SEED + 2), steps=args.steps)
     print(f"sweep benchmark: {args.scenario}, {args.steps} steps per run, {args.runs} timed runs; "
           f"{os.cpu_count()} cores; {load()}")
+    if autogroup_note():
+        print(autogroup_note())
     print(f"{'executor':<9} {'round':>5} {'workers':>7} {'start-up s':>10} {'timed s':>8} {'runs/min':>9}  load before")
     for name in args.executor or ["local", "ray"]:
         if name == "ray":

@@ -100,7 +100,8 @@ class LocalExecutor(Executor):
     """`workers` processes on this machine. They start from a fork server that has imported
     the simulator once (multiprocessing's forkserver, preloaded), so a new worker, or one
     replacing a dead one, starts in a fraction of a second and no worker inherits the parent's
-    threads."""
+    threads. As with any multiprocessing start method but fork, a script that runs a local
+    sweep needs the `if __name__ == "__main__":` guard: each worker imports the main module."""
 
     name = "local"
 

@@ -43,9 +43,8 @@ def start_local_ray(num_cpus: int) -> None:
     """A local Ray instance for a sweep: `num_cpus` CPUs, no dashboard, quiet logs."""
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a FutureWarning on every start
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local sweep sends nothing anywhere
-    os.environ.setdefault("RAY_enable_metrics_collection", "0")  # no dashboard, so no metrics agent to export to
     ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
-             configure_logging=True)
+             _system_config={"enable_metrics_collection": False})  # no dashboard: no metrics agent to export to
 
 
 class RayExecutor(Executor):
