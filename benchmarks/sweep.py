@@ -138,21 +138,25 @@ def main(argv: list[str] | None = None) -> int:
 
             start_local_ray(2)
         best = {1: 0.0, 2: 0.0}
+        ratios = []
         for round_ in range(1, args.rounds + 1):
+            rates = {}
             for workers in (1, 2):
                 before = load()
                 startup, seconds, records = timed_runs(make_executor(name, workers), plan, warm)
-                rate = 60.0 * len(records) / seconds
+                rate = rates[workers] = 60.0 * len(records) / seconds
                 best[workers] = max(best[workers], rate)
                 print(f"{name:<9} {round_:>5} {workers:>7} {startup:>10.1f} {seconds:>8.1f} {rate:>9.1f}  {before}",
                       flush=True)
+            ratios.append(rates[2] / rates[1])
         if name == "ray":
             import ray
 
             ray.shutdown()
         speedup = best[2] / best[1]
         print(f"  {name}: best runs/min {best[1]:.1f} on 1 worker, {best[2]:.1f} on 2: speed-up {speedup:.2f}x "
-              f"(target >= {TARGET_SPEEDUP}x): {'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}", flush=True)
+              f"(target >= {TARGET_SPEEDUP}x): {'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}; round by round: "
+              f"{', '.join(f'{r:.2f}x' for r in ratios)}", flush=True)
 
     before = load()
     times = one_run_three_ways(args.scenario, args.steps, args.fresh, warm)
