@@ -4,7 +4,10 @@ worker's deployment saves against a fresh process per run.
 For each executor and worker count it starts the workers, warms each one with a run of its
 own (start-up, imports, compiled contracts, first deployment), then times `--runs` runs of
 `--scenario` at `--steps` steps through the sweep scheduler: runs per minute, and the
-speed-up of 2 workers over 1. Start-up is printed apart: a sweep pays it once. It does
+speed-up of 2 workers over 1. Start-up is printed apart: a sweep pays it once. "CPU s/run"
+is a run's CPU time in its worker, "cores got" the workers' CPU time over the timed wall
+time: on an idle 2-core machine about 1 with one worker and 2 with two; less says that other
+work took the rest. It does
 `--rounds` rounds of 1 then 2 workers and keeps each one's best: on a shared machine other
 work only ever slows a round down.
 
@@ -131,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} cores; {load()}")
     if autogroup_note():
         print(autogroup_note())
-    print(f"{'executor':<9} {'round':>5} {'workers':>7} {'start-up s':>10} {'timed s':>8} {'runs/min':>9}  load before")
+    print(f"{'executor':<9} {'round':>5} {'workers':>7} {'start-up s':>10} {'timed s':>8} {'runs/min':>9} "
+          f"{'CPU s/run':>9} {'cores got':>9}  load before")
     for name in args.executor or ["local", "ray"]:
         if name == "ray":
             from sim.sweep.ray_executor import start_local_ray
@@ -146,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                 startup, seconds, records = timed_runs(make_executor(name, workers), plan, warm)
                 rate = rates[workers] = 60.0 * len(records) / seconds
                 best[workers] = max(best[workers], rate)
-                print(f"{name:<9} {round_:>5} {workers:>7} {startup:>10.1f} {seconds:>8.1f} {rate:>9.1f}  {before}",
-                      flush=True)
+                cpu = [r.cpu_seconds for r in records]
+                print(f"{name:<9} {round_:>5} {workers:>7} {startup:>10.1f} {seconds:>8.1f} {rate:>9.1f} "
+                      f"{statistics.median(cpu):>9.2f} {sum(cpu) / seconds:>9.2f}  {before}", flush=True)
             ratios.append(rates[2] / rates[1])
         if name == "ray":
             import ray

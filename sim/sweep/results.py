@@ -28,8 +28,8 @@ from sim.sweep.worker import RunRecord
 
 RUNS_FILE = "runs.parquet"
 JOURNAL_FILE = "runs.jsonl"
-RUN_COLUMNS = ("run_key", "scenario_hash", "grid_point", "seed", "status", "error", "wall_seconds", "worker",
-               "attempts", "deployment")
+RUN_COLUMNS = ("run_key", "scenario_hash", "grid_point", "seed", "status", "error", "wall_seconds", "cpu_seconds",
+               "worker", "attempts", "deployment")
 GRID_PREFIX = "grid."
 SUMMARY_PREFIX = "summary."
 

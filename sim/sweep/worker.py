@@ -45,6 +45,7 @@ class RunRecord:
     error: str | None
     wall_seconds: float
     worker: str
+    cpu_seconds: float = 0.0  # the worker's CPU time over the run: below wall_seconds, the CPU was shared
     attempts: int = 1
     deployment: str = ""  # "fresh" or "reused" (from the worker's snapshot)
     summary: dict[str, Any] | None = field(default=None, repr=False)
@@ -75,7 +76,7 @@ class WorkerState:
 
     def run(self, task: RunTask) -> RunRecord:
         """Run one task; every exception becomes a `failed` record (the sweep goes on)."""
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         run_dir = Path(task.run_dir) if task.run_dir else self.scratch / "run"
         if run_dir.exists():
             shutil.rmtree(run_dir)
@@ -88,10 +89,11 @@ class WorkerState:
                                   chain=deployment.chain, protocol_factory=lambda chain, config: deployment.protocol)
             return RunRecord.of(task, COMPLETE if result.status == "complete" else FAILED, None,
                                 wall_seconds=time.perf_counter() - started, worker=self.name, deployment=reused,
-                                summary=result.summary)
+                                cpu_seconds=time.process_time() - cpu, summary=result.summary)
         except Exception as exc:  # noqa: BLE001 - recorded with the run, never lost
             self.drop()
-            return _failed(task, exc, time.perf_counter() - started, self.name, reused, run_dir)
+            return _failed(task, exc, time.perf_counter() - started, time.process_time() - cpu, self.name, reused,
+                           run_dir)
         finally:
             if not task.run_dir:
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -122,11 +124,13 @@ class WorkerState:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def _failed(task: RunTask, exc: BaseException, seconds: float, worker: str, deployment: str, run_dir: Path) -> RunRecord:
+def _failed(task: RunTask, exc: BaseException, seconds: float, cpu: float, worker: str, deployment: str,
+            run_dir: Path) -> RunRecord:
     """A failed run's record: the error, and the partial summary if the recorder wrote one."""
     error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
     except (OSError, ValueError):
         summary = None
-    return RunRecord.of(task, FAILED, error, wall_seconds=seconds, worker=worker, deployment=deployment, summary=summary)
+    return RunRecord.of(task, FAILED, error, wall_seconds=seconds, cpu_seconds=cpu, worker=worker, deployment=deployment,
+                        summary=summary)

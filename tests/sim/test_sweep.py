@@ -80,7 +80,7 @@ def local_sweep(scenario_file: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 def summary_columns(summary: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     """The summary's fields under their runs.parquet names."""
-    run_columns = {"run_key", "scenario_hash", "grid_point", "seed", "status", "error", "wall_seconds", "worker",
+    run_columns = {"run_key", "scenario_hash", "grid_point", "seed", "status", "error", "wall_seconds", "cpu_seconds", "worker",
                    "attempts", "deployment"}
     return {(f"summary.{k}" if k in run_columns else k): v for k, v in flatten(summary).items()}
 
@@ -186,7 +186,7 @@ def test_ray_sweep_gives_the_same_numbers(local_sweep: Path, scenario_file: Path
     rows = read_rows(tmp_path / "ray" / RUNS_FILE)
     assert result.counts == {"complete": 8}
     assert sorted(local) == sorted(r["run_key"] for r in rows)
-    skip = {"wall_seconds", "worker", "attempts", "deployment"}
+    skip = {"wall_seconds", "cpu_seconds", "worker", "attempts", "deployment"}
     for row in rows:
         assert {k: v for k, v in row.items() if k not in skip} == {k: v for k, v in local[row["run_key"]].items()
                                                                   if k not in skip}
