@@ -44,14 +44,14 @@ WARM_SEED = 10_000  # warm-up runs use seeds from here, apart from the timed one
 
 
 def autogroup_note() -> str:
-    """Linux's autogroup shares the CPU between sessions, not processes: while other sessions
-    are busy, this benchmark's workers (one session) share one session's part of the cores."""
+    """Linux's autogroup shares the CPU between sessions, not processes: what a worker gets
+    depends on how many other sessions are busy."""
     try:
         on = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
     except OSError:
         return ""
-    return ("note: the kernel shares CPU per session (autogroup): while other sessions are busy, the workers "
-            "here share one session's part of the cores, and a second worker gains little") if on else ""
+    return ("note: the kernel shares CPU between sessions (autogroup); each worker runs in a session of its own, "
+            "so while other sessions are busy each gets its share, not a free core") if on else ""
 
 
 def load() -> str:
