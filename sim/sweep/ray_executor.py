@@ -22,7 +22,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the message is what `perpsim sweep` prints
     raise ImportError("--executor ray needs Ray, the optional `cluster` extra: pip install -e '.[cluster]'") from exc
 
-from sim.sweep.executors import Executor, default_workers
+from sim.sweep.executors import Executor, default_workers, lead_own_session
 from sim.sweep.plan import RunTask
 from sim.sweep.worker import RunRecord, WorkerState
 
@@ -30,6 +30,7 @@ class SweepActor:
     """A Ray actor holding one worker's state (compiled contracts, deployment, snapshot)."""
 
     def __init__(self, backend: str) -> None:
+        lead_own_session()
         self.state = WorkerState(backend)
 
     def run(self, task: RunTask) -> RunRecord:
