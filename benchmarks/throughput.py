@@ -5,13 +5,15 @@ Every figure is a ratio of two things measured in the same run, so it holds on a
 machine (the absolute times move with the machine's load; the ratios barely do):
 
 - `floor_ratio`: the raw EVM time of the run's agent transactions, replayed through pyrevm
-  (only the time inside pyrevm's `message_call`, each transaction from the same state as in
-  the run), divided by the step loop's wall time. 1.0 would mean the loop does nothing but
-  execute the agents' transactions; what is left is views, the backend's bookkeeping, agents,
-  engine and recorder.
-- `overhead_per_tx`: the revm backend's `transact_raw` time over that raw EVM time, for the
-  same transactions: what finalising a transaction (state into the database, logs decoded)
-  adds to executing it.
+  (the time inside pyrevm's `message_call` only, each transaction from the state it had in
+  the run, cold), divided by the step loop's wall time. 1.0 would mean the loop does nothing
+  but execute the agents' transactions; what is left is views, the backend's bookkeeping,
+  agents, engine and recorder.
+- `overhead_per_tx`: in that replay, the revm backend's `transact_raw` time over the raw EVM
+  time of the same transactions: what finalising a transaction (its state into pyrevm's
+  database, its logs decoded) adds to executing it. Both are timed in the replay, so they
+  run under the same conditions (in the loop, the agents' Python between transactions
+  slows the EVM's caches too).
 - `idle_ratio`: ms per step with 1,000 idle accounts holding positions over ms per step with
   none (calm as shipped): whether a step's cost grows with accounts that do nothing.
 - agent tx/s: transactions the agents sent (reverted ones included) over the loop's time.
@@ -81,36 +83,32 @@ def scale_agents(scenario: Scenario, total: int) -> Scenario:
 @dataclass
 class ChainTape:
     """Every state-changing operation a run sent to its chain, in order, so that it can be
-    replayed on a fresh chain; and the time `transact_raw` took for the step loop's."""
+    replayed on a fresh chain."""
 
     ops: list[tuple[Any, ...]] = field(default_factory=list)
     loop_started: bool = False
-    loop_transact_seconds: float = 0.0
 
     def install(self, chain: Chain) -> None:
         """Wrap the chain's state-changing methods (before the engine wraps them in turn)."""
         new_account, deploy, transact = chain.new_account, chain.deploy_raw, chain.transact_raw
         mine, set_timestamp, revert = chain.mine, chain.set_timestamp, chain.revert
-        clock = time.perf_counter
 
         def new_account_(label: str, eth: int = 10**21) -> str:
             self.ops.append(("account", label, eth))
             return new_account(label, eth)
 
         def deploy_(sender: str, initcode: bytes, abi: Any = None) -> tuple[str, int]:
-            self.ops.append(("deploy", sender, initcode))
+            self.ops.append(("deploy", sender, initcode, abi))
             return deploy(sender, initcode, abi)
 
         def transact_(sender: str, to: str, data: bytes, value: int = 0) -> Any:
-            ok, start = True, clock()
+            ok = True
             try:
                 return transact(sender, to, data, value)
             except Reverted:
                 ok = False
                 raise
             finally:
-                if self.loop_started:
-                    self.loop_transact_seconds += clock() - start
                 self.ops.append(("tx", sender, to, data, value, ok, self.loop_started))
 
         def mine_(seconds: int = 0) -> None:
@@ -129,64 +127,69 @@ class ChainTape:
         chain.mine, chain.set_timestamp, chain.revert = mine_, set_timestamp_, revert_  # type: ignore[method-assign]
 
 
-class _TimedEVM:
-    """A pyrevm EVM whose `message_call` time is added up while `timing` is set."""
+class _TimedRevmChain(RevmChain):
+    """The revm backend, timing while `timing` is set the EVM's execution of each transaction
+    (pyrevm's `message_call`) and the whole of `transact_raw` around it."""
 
-    def __init__(self, evm: Any) -> None:
-        self._evm = evm
-        self.timing = False
-        self.seconds = 0.0
+    timing = False
+    evm_seconds = 0.0
+    transact_seconds = 0.0
 
-    def message_call(self, *args: Any, **kw: Any) -> Any:
+    def _execute(self, sender: str, to: str, data: bytes, value: int) -> Any:
         if not self.timing:
-            return self._evm.message_call(*args, **kw)
+            return super()._execute(sender, to, data, value)
         start = time.perf_counter()
         try:
-            return self._evm.message_call(*args, **kw)
+            return super()._execute(sender, to, data, value)
         finally:
-            self.seconds += time.perf_counter() - start
+            self.evm_seconds += time.perf_counter() - start
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._evm, name)
+    def transact_raw(self, sender: str, to: str, data: bytes, value: int = 0) -> Any:
+        if not self.timing:
+            return super().transact_raw(sender, to, data, value)
+        start = time.perf_counter()
+        try:
+            return super().transact_raw(sender, to, data, value)
+        finally:
+            self.transact_seconds += time.perf_counter() - start
 
 
 @dataclass(frozen=True)
 class Replay:
     raw_seconds: float  # inside pyrevm's message_call, the step loop's transactions only
+    transact_seconds: float  # inside transact_raw (the EVM and the backend's bookkeeping), the same transactions
     transactions: int
     mismatches: int  # transactions whose success differs from the run's (should be 0)
 
 
 def replay(tape: ChainTape) -> Replay:
-    """Run the tape on a fresh revm chain, timing only pyrevm's execution of the loop's
-    transactions. Each one starts from the state it had in the run (same deployments,
-    transactions, blocks and timestamps before it), cold, as on a real chain."""
-    chain = RevmChain()
-    timed = _TimedEVM(chain._evm)
-    chain._evm = timed  # type: ignore[assignment]
+    """Run the tape on a fresh revm chain, timing the loop's transactions: pyrevm's execution
+    of each, and `transact_raw` whole. Each one starts from the state it had in the run (same
+    deployments, transactions, blocks and timestamps before it), cold, as on a real chain."""
+    chain = _TimedRevmChain()
     transactions = mismatches = 0
     for op in tape.ops:
         kind = op[0]
         if kind == "account":
             chain.new_account(op[1], op[2])
         elif kind == "deploy":
-            chain.deploy_raw(op[1], op[2])
+            chain.deploy_raw(op[1], op[2], op[3])
         elif kind == "mine":
             chain.mine(op[1])
         elif kind == "set_timestamp":
             chain.set_timestamp(op[1])
         else:
             _, sender, to, data, value, ok, in_loop = op
-            timed.timing = in_loop
+            chain.timing = in_loop
             try:
                 chain.transact_raw(sender, to, data, value)
                 replayed_ok = True
             except Reverted:
                 replayed_ok = False
-            timed.timing = False
+            chain.timing = False
             transactions += in_loop
             mismatches += replayed_ok != ok
-    return Replay(timed.seconds, transactions, mismatches)
+    return Replay(chain.evm_seconds, chain.transact_seconds, transactions, mismatches)
 
 
 # ---------------------------------------------------------------------------------------
@@ -216,7 +219,7 @@ def measure_revm(scenario: Scenario) -> dict[str, float]:
         "ms_per_step": 1000 * stats.loop_seconds / scenario.steps,
         "raw_seconds": raw.raw_seconds, "replayed": raw.transactions, "mismatches": raw.mismatches,
         "floor_ratio": raw.raw_seconds / stats.loop_seconds,
-        "overhead_per_tx": tape.loop_transact_seconds / raw.raw_seconds,
+        "overhead_per_tx": raw.transact_seconds / raw.raw_seconds,
     }
 
 
