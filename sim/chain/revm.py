@@ -385,23 +385,19 @@ class RevmChain(Chain):
         self._evm.insert_account_info(key, account.info())
 
     def _store_slots(self, writes: list[tuple[str, int, int]]) -> None:
-        """Write storage slots to the database, in order.
+        """Write storage slots to the database; of several writes to one slot the last counts.
 
         pyrevm's insert_account_storage writes to the database only while the account is not
         in the journal, and loads it into the journal on the way; so writes go in rounds, each
-        taking at most one slot per account under a checkpoint whose revert unloads them.
-        Writes to one account keep their order (a later round takes the later ones)."""
+        taking at most one slot per account under a checkpoint whose revert unloads them."""
+        by_account: dict[str, dict[int, int]] = {}
+        for address, slot, value in writes:
+            by_account.setdefault(address, {})[slot] = value
+        queues = [(address, list(slots.items())) for address, slots in by_account.items()]
         evm = self._evm
-        while writes:
-            later: list[tuple[str, int, int]] = []
-            loaded: set[str] = set()
+        for i in range(max((len(q) for _, q in queues), default=0)):
             checkpoint = evm.snapshot()
-            for write in writes:
-                address = write[0]
-                if address in loaded:
-                    later.append(write)
-                else:
-                    loaded.add(address)
-                    evm.insert_account_storage(address, write[1], write[2])
+            for address, queue in queues:
+                if i < len(queue):
+                    evm.insert_account_storage(address, *queue[i])
             evm.revert(checkpoint)
-            writes = later
