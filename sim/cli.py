@@ -1,7 +1,7 @@
 """`perpsim`: run, list, validate and compare scenarios.
 
     perpsim run SCENARIO [--seed N] [--steps N] [--backend revm|pyevm|rpc] [--rpc-url URL] [--out DIR [--force]]
-                         [--attach DEPLOYMENT.json] [--defence NAME=VALUE ...] [--dashboard [--host H] [--port N]]
+                         [--attach DEPLOYMENT.json] [--defence NAME=VALUE ...] [--dashboard [--host H] [--port N]] [--pace SECONDS]
     perpsim sweep SCENARIO [--seeds N|A..B] [--grid KEY=V1,V2 ...] [--steps N] [--out DIR]
                            [--executor local|ray] [--workers N] [--address ADDR] [--reports] [--resume]
     perpsim dashboard RUN_DIR [--host H] [--port N]
@@ -137,9 +137,12 @@ def main() -> None:
               "after the run, with a link to the report, until Ctrl-C")
 @click.option("--host", help="the dashboard's address (default 127.0.0.1)")
 @click.option("--port", type=click.IntRange(0, 65535), help="the dashboard's port (default 8765; 0: any free port)")
+@click.option("--pace", type=click.FloatRange(0, 60), default=0.0, metavar="SECONDS",
+              help="make each step last at least SECONDS of wall time, to watch a fast run on the dashboard; "
+              "changes nothing on chain")
 def run_command(scenario: str, seed: int | None, steps: int | None, backend: str, rpc_url: str | None,
                 out_dir: Path | None, force: bool, defences: tuple[str, ...], progress: bool | None,
-                dashboard: bool, host: str | None, port: int | None, **connect_options: Any) -> None:
+                dashboard: bool, host: str | None, port: int | None, pace: float, **connect_options: Any) -> None:
     """Run SCENARIO (a shipped name or a TOML file) and write its run directory and report."""
     from sim.engine import run_scenario
     from sim.rundir import RunDirectoryError, check_available
@@ -171,7 +174,7 @@ def run_command(scenario: str, seed: int | None, steps: int | None, backend: str
     board = _open_dashboard(out_dir, host, port, background=True) if dashboard else None
     try:
         result = run_scenario(loaded, backend=backend, rpc_url=rpc_url, out_dir=out_dir, progress=progress,
-                              chain=chain, protocol_factory=protocol_factory, force=force)
+                              chain=chain, protocol_factory=protocol_factory, force=force, pace=pace)
     except KeyboardInterrupt:
         _fail(f"perpsim: {_stopped(out_dir)}", EXIT_INTERRUPTED)
         return

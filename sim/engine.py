@@ -463,6 +463,7 @@ def run_scenario(
     chain: Chain | None = None,
     protocol_factory: ProtocolFactory | None = None,
     force: bool = False,
+    pace: float = 0.0,
 ) -> RunResult:
     """Run `scenario` start to finish and write its run directory: `scenario.toml` (as run,
     seed included), the recorder's tables and summary, the traders' tables (sim/traders.py),
@@ -474,7 +475,11 @@ def run_scenario(
     what is missing, and keeps what it recorded.
 
     `chain` and `protocol_factory` are the extension point for running against an existing
-    deployment (`--attach`): pass the chain to use and how to get the protocol on it."""
+    deployment (`--attach`): pass the chain to use and how to get the protocol on it.
+
+    `pace` (seconds) makes each step last at least that long in wall time, so a watcher on
+    the dashboard can follow a run the in-process EVM would finish in seconds. It changes
+    nothing on chain; the waits are left out of the run's timings."""
     from sim.metrics import Recorder, write_json
     from sim.traders import TraderBook, followed_accounts
 
@@ -487,6 +492,7 @@ def run_scenario(
     node: dict[str, Any] = {}
     recorder = None
     sim: Simulation | None = None
+    paused = 0.0  # seconds spent waiting for `pace`
     try:
         (run_dir / SCENARIO_FILE).write_text(scenario.to_toml())
         chain = chain if chain is not None else make_chain(backend, rpc_url=rpc_url)
@@ -507,12 +513,16 @@ def run_scenario(
         try:
             with _progress(scenario.steps, scenario.name, progress) as advance:
                 for step in range(scenario.steps):
+                    step_start = time.perf_counter()
                     prices = sim.step(step)
                     recorder.record_step(step, prices)
                     sim.release_events(recorder.event_cursor)
                     advance(step)
+                    if (wait := pace - (time.perf_counter() - step_start)) > 0:
+                        time.sleep(wait)
+                        paused += wait
         finally:
-            sim.stats.loop_seconds = time.perf_counter() - loop_start
+            sim.stats.loop_seconds = time.perf_counter() - loop_start - paused
             sim.stats.evm_seconds = sim.meter.evm_seconds - evm_start
             sim.stats.loop_calls = sim.meter.calls - calls_start
         end_node_range(recorder.meta, chain)
@@ -537,7 +547,7 @@ def run_scenario(
     finally:
         if own_chain and chain is not None:
             chain.close()
-    sim.stats.wall_seconds = time.perf_counter() - started
+    sim.stats.wall_seconds = time.perf_counter() - started - paused
     write_json(run_dir / TRANSACTIONS_FILE, sim.stats.table())
     report_path = None
     if report:

@@ -33,6 +33,7 @@ pytest.importorskip("uvicorn", reason="the dashboard needs its extra: pip instal
 from sim.dashboard.server import Dashboard  # noqa: E402
 
 LIVE_STEPS = 170  # flash-crash gaps at step 150: the run has a timeline, a waterfall and a zoom
+LIVE_PACE = 0.15  # seconds a step at least: on revm the run otherwise ends before the browser has started
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +152,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.
     perpsim = Path(sys.executable).with_name("perpsim")
     process = subprocess.Popen(
         [str(perpsim), "run", "flash-crash", "--steps", str(LIVE_STEPS), "--dashboard", "--port", "0",
-         "--out", str(run_dir), "--no-progress"],
+         "--out", str(run_dir), "--no-progress", "--pace", str(LIVE_PACE)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C works even from a background job
     url = None

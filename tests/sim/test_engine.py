@@ -54,6 +54,14 @@ def test_same_scenario_and_seed_give_identical_files(tmp_path: Path) -> None:
     assert files(other.run_dir)["events.csv"] != files(a.run_dir)["events.csv"]
 
 
+def test_pace_changes_nothing_on_chain(tmp_path: Path) -> None:
+    scenario = small(steps=12)
+    plain = run_scenario(scenario, out_dir=tmp_path / "plain", report=False, progress=False)
+    paced = run_scenario(scenario, out_dir=tmp_path / "paced", report=False, progress=False, pace=0.05)
+    assert plain.stats.agent_transactions > 0
+    assert files(plain.run_dir) == files(paced.run_dir)
+
+
 def test_revm_and_pyevm_give_identical_event_tables(tmp_path: Path) -> None:
     scenario = small(steps=20)
     revm = run_scenario(scenario, backend="revm", out_dir=tmp_path / "revm", report=False, progress=False)
