@@ -18,6 +18,14 @@
      its unrealised gains elsewhere still cover, or bad debt) is owed to the Vault and
      counted as `vault_receivable`, so no trader's loss is ever paid with another
      trader's tokens. What the InsuranceFund pays for bad debt reaches the Vault the same way.
+     A profit the Vault cannot pay in tokens at once is credited all the same and counted
+     as `vault_debt`, so a close never fails for lack of liquidity; withdrawals collect the
+     debt first. Token balance == positive collateral - vault_debt.
+     While a feed is invalid, whatever lets value leave (a reduce-only fill, the margin of a
+     withdrawal) uses the end of the oracle's disputed band that is worse for the trader.
+     The `premium` mark uses the skew as it stood when the block began, so no trade can
+     move it inside a block; a trigger order's fill may not be worse than the quote at
+     that skew, so no keeper can sandwich it inside a block.
      Funding rates are stored per day (1e18 == 100% a day). The `premium` model computes
      DESIGN's per-8h rate and multiplies it by 3. The premium EMA uses the continuous
      approximation alpha = dt / (dt + tau), tau = half_life / ln 2.
@@ -26,31 +34,37 @@
 from ethereum.ercs import IERC20
 from interfaces import IOracle
 from interfaces import IPayer
-from interfaces import IExchange
 import modules.fixed_math as fm
 import modules.bounds as bounds
+import modules.perp_math as pm
+import modules.ownable as ownable
 
-implements: IExchange
+initializes: ownable
+exports: (ownable.owner, ownable.transfer_ownership)
+
+interface IReserve:
+    def reserve_factor() -> uint256: view
 
 # ---------------------------------------------------------------- CONSTANTS
 WAD: constant(uint256) = 10**18
 IWAD: constant(int256) = 10**18
 MAX_POSITIONS: constant(uint256) = 8
 MAX_MARKETS: constant(uint256) = 16
-DAY: constant(int256) = 86400
-LN2: constant(int256) = 693147180559945309
-INTEREST_8H: constant(int256) = 10**14          # 0.01% per 8 h
-INTEREST_CLAMP_8H: constant(int256) = 5 * 10**14  # 0.05% per 8 h
 # Bounds of market parameters (amounts and sizes: modules/bounds.vy), far beyond any real use.
 MAX_PARAM: constant(uint256) = 10**36   # skew scale, funding caps, premium half-life
 
-FUNDING_PREMIUM: constant(uint256) = 0
 FUNDING_VELOCITY: constant(uint256) = 1
 MARK_ORACLE: constant(uint256) = 0
 MARK_PREMIUM: constant(uint256) = 1
 MARK_MEDIAN: constant(uint256) = 2
 
 # ---------------------------------------------------------------- STRUCTS
+flag Role:
+    GUARDIAN
+    ORACLE
+    TRIGGER_ORDERS
+    LIQUIDATOR
+
 struct MarketParams:
     asset: uint256                 # oracle asset id
     imf: uint256                   # initial margin fraction, 1e18 == 100%
@@ -79,6 +93,8 @@ struct MarketState:
     deficit: uint256               # uncovered bad debt awaiting ADL, USD
     paused: bool
     reduce_only: bool
+    skew_ref: int256               # the skew when the current block began
+    ref_block: uint256             # the block of skew_ref
 
 struct Position:
     size: int256                   # base units; > 0 long
@@ -110,13 +126,13 @@ VAULT: public(immutable(IPayer))
 INSURANCE_FUND: public(immutable(IPayer))
 
 # ---------------------------------------------------------------- STORAGE
-owner: public(address)
 guardian: public(address)
 oracle: public(IOracle)
 trigger_orders: public(address)
 liquidator: public(address)
 market_count: public(uint256)
 vault_receivable: public(uint256)  # sum of negative collateral, USD 1e18: owed to the Vault
+vault_debt: public(uint256)        # profit credited that the Vault has not paid yet, USD 1e18
 markets: public(HashMap[uint256, MarketParams])
 market_states: public(HashMap[uint256, MarketState])
 accounts: public(HashMap[address, HashMap[uint256, Account]])
@@ -138,7 +154,7 @@ event MarketStatusSet:
     sender: address
 
 event RoleSet:
-    role: String[16]
+    role: Role
     account: indexed(address)
 
 event IsolationSet:
@@ -178,9 +194,10 @@ event BadDebt:
     owner: indexed(address)
     subaccount: indexed(uint256)
     market: indexed(uint256)
-    amount: uint256
-    insurance_paid: uint256
-    deficit: uint256
+    amount: uint256          # the shortfall, USD 1e18: amount == insurance_paid + deficit + written_off
+    insurance_paid: uint256  # what the InsuranceFund paid
+    deficit: uint256         # left to the market's deficit, for ADL (a bankruptcy)
+    written_off: uint256     # what the fund could not pay with no position left for ADL: the Vault's loss
 
 event FeeCharged:
     owner: indexed(address)
@@ -203,7 +220,7 @@ def __init__(collateral: IERC20, collateral_decimals: uint256, oracle: IOracle, 
     VAULT = vault
     INSURANCE_FUND = insurance_fund
     self.oracle = oracle
-    self.owner = msg.sender
+    ownable.__init__()
     self.guardian = msg.sender
 
 
@@ -214,7 +231,7 @@ def add_market(params: MarketParams) -> uint256:
     @notice List a market. Only the owner.
     @return The new market's id.
     """
-    self._only_owner()
+    ownable._check_owner()
     market: uint256 = self.market_count
     assert market < MAX_MARKETS, "exchange: too many markets"
     self._check_params(params)
@@ -231,7 +248,7 @@ def set_market_params(market: uint256, params: MarketParams):
     """
     @notice Change a market's parameters, after accruing funding at the old ones. Only the owner.
     """
-    self._only_owner()
+    ownable._check_owner()
     self._check_market(market)
     self._check_params(params)
     self._accrue(market)
@@ -244,7 +261,7 @@ def set_market_status(market: uint256, paused: bool, reduce_only: bool):
     """
     @notice Pause a market, or make it reduce-only. The guardian or the owner.
     """
-    assert msg.sender == self.guardian or msg.sender == self.owner, "exchange: caller is not the guardian"
+    assert msg.sender == self.guardian or msg.sender == ownable.owner, "exchange: caller is not the guardian"
     self._check_market(market)
     self.market_states[market].paused = paused
     self.market_states[market].reduce_only = reduce_only
@@ -252,21 +269,23 @@ def set_market_status(market: uint256, paused: bool, reduce_only: bool):
 
 
 @external
-def set_role(role: String[16], account: address):
+def set_role(role: Role, account: address):
     """
-    @notice Set "owner", "guardian", "oracle", "liquidator" or "trigger_orders". Only the owner.
+    @notice Name the guardian, the oracle, the TriggerOrders contract or the Liquidator.
+            Only the owner (whose own role moves with `transfer_ownership`).
+    @param role One role (a flag with one bit set: 1 guardian, 2 oracle, 4 trigger orders,
+           8 liquidator).
+    @param account Who plays it; not the zero address.
     """
-    self._only_owner()
+    ownable._check_owner()
     assert account != empty(address), "exchange: zero address"
-    if role == "owner":
-        self.owner = account
-    elif role == "guardian":
+    if role == Role.GUARDIAN:
         self.guardian = account
-    elif role == "oracle":
+    elif role == Role.ORACLE:
         self.oracle = IOracle(account)
-    elif role == "trigger_orders":
+    elif role == Role.TRIGGER_ORDERS:
         self.trigger_orders = account
-    elif role == "liquidator":
+    elif role == Role.LIQUIDATOR:
         self.liquidator = account
     else:
         raise "exchange: unknown role"
@@ -314,12 +333,12 @@ def withdraw(subaccount: uint256, amount: uint256):
     if not may_take_pnl:
         assert amount_wad <= acct.collateral, "exchange: withdrawal exceeds collateral"
     held: uint256 = convert(-self._book(msg.sender, subaccount, -amount_wad), uint256) // PRECISION
-    h: Health = self._health(msg.sender, subaccount)
+    h: Health = self._health(msg.sender, subaccount, True)
     assert h.equity >= convert(h.initial_margin, int256), "exchange: below initial margin"
-    self._send(msg.sender, held)
+    self._pay_out(msg.sender, held)
     if amount > held:
         # beyond positive collateral (only where unrealised PnL may leave): the Vault lends it
-        extcall VAULT.pay(msg.sender, amount - held)
+        assert self._pay(VAULT, msg.sender, amount - held) == amount - held, "vault: insufficient liquidity"
     log Withdraw(owner=msg.sender, subaccount=subaccount, amount=amount)
 
 
@@ -345,17 +364,25 @@ def trade_for(owner: address, subaccount: uint256, market: uint256, size_delta: 
 
 
 @external
-def charge_fee(owner: address, subaccount: uint256, receiver: address, amount: uint256):
+def charge_fee(owner: address, subaccount: uint256, receiver: address, amount: uint256) -> uint256:
     """
-    @notice Pay a keeper fee of `amount` tokens (6 decimals) from a subaccount's collateral.
-            Only the TriggerOrders contract.
+    @notice Pay a keeper fee of up to `amount` tokens (6 decimals) out of a subaccount's
+            equity (collateral may go negative where unrealised PnL covers it): no more than
+            the equity there is. Only the TriggerOrders contract.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @param receiver Who is paid (the keeper).
+    @param amount The fee asked, tokens (6 decimals).
+    @return The fee paid, tokens.
     """
     assert msg.sender == self.trigger_orders, "exchange: caller is not trigger orders"
-    amount_wad: int256 = convert(amount * PRECISION, int256)
-    assert self.accounts[owner][subaccount].collateral >= amount_wad, "exchange: fee exceeds collateral"
-    self._book(owner, subaccount, -amount_wad)
-    self._send(receiver, amount)
-    log FeeCharged(owner=owner, subaccount=subaccount, receiver=receiver, amount=amount)
+    equity: int256 = self._health(owner, subaccount, True).equity
+    paid: uint256 = min(amount, convert(max(equity, 0), uint256) // PRECISION)
+    if paid > 0:
+        self._settle_with_vault(owner, subaccount, -convert(paid * PRECISION, int256))
+        paid = self._pay(VAULT, receiver, paid)
+    log FeeCharged(owner=owner, subaccount=subaccount, receiver=receiver, amount=paid)
+    return paid
 
 
 @external
@@ -365,22 +392,38 @@ def accrue(market: uint256) -> (uint256, bool):
     @return (index price 1e18, feed valid)
     """
     self._check_market(market)
-    return self._accrue(market)
+    index: uint256 = 0
+    low: uint256 = 0
+    high: uint256 = 0
+    valid: bool = False
+    index, low, high, valid = self._accrue(market)
+    return index, valid
 
 
 # ================================================================ HOOKS: Liquidator, TriggerOrders
 @external
 def liquidation_fill(owner: address, subaccount: uint256, market: uint256, size_delta: int256, price: uint256,
-                     keeper: address, keeper_fee: uint256, insurance_fee: uint256) -> (uint256, uint256):
+                     keeper: address, keeper_fee: uint256, insurance_fee: uint256,
+                     min_keeper_fee: uint256) -> (uint256, uint256):
     """
     @notice Close `size_delta` of a position at `price` against the Vault and take the
-            liquidation fee (tokens, 6 decimals) to the keeper and the fund. If that was the
-            last position and collateral is negative, the InsuranceFund pays the shortfall.
-            Only the Liquidator, which checks eligibility and sizes.
+            liquidation fee to the keeper and the fund. If that was the last position and
+            collateral is negative, the InsuranceFund pays the shortfall; then it tops the
+            keeper's fee up to `min_keeper_fee`, as far as it can. Only the Liquidator,
+            which checks eligibility and sizes.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @param market The market.
+    @param size_delta Base units 1e18 that close the position.
+    @param price The fill price, 1e18 USD.
+    @param keeper Who is paid the keeper's share.
+    @param keeper_fee The keeper's share of the fee, tokens (6 decimals).
+    @param insurance_fee The fund's share, tokens.
+    @param min_keeper_fee The least a keeper is paid, tokens; the fund backs it.
     @return (keeper fee paid, insurance fee paid), tokens.
     """
     self._only_liquidator()
-    self._check_account(owner, subaccount, market)
+    self._check_solvent(owner, subaccount)
     self._fill(owner, subaccount, market, size_delta, price, 0)
     collateral: int256 = self.accounts[owner][subaccount].collateral
     last: bool = len(self.accounts[owner][subaccount].markets) == 0
@@ -391,13 +434,13 @@ def liquidation_fill(owner: address, subaccount: uint256, market: uint256, size_
         paid = min(fee, convert(max(collateral, 0), uint256) // PRECISION)
     to_keeper: uint256 = keeper_fee if paid == fee else paid * keeper_fee // fee
     self._settle_with_vault(owner, subaccount, -convert(paid * PRECISION, int256))
-    if to_keeper > 0:
-        extcall VAULT.pay(keeper, to_keeper)
-    if paid > to_keeper:
-        extcall VAULT.pay(INSURANCE_FUND.address, paid - to_keeper)
+    to_fund: uint256 = self._pay(VAULT, INSURANCE_FUND.address, paid - to_keeper)
+    to_keeper = self._pay(VAULT, keeper, to_keeper)
     if last and self.accounts[owner][subaccount].collateral < 0:
         self._cover_bad_debt(owner, subaccount, market)
-    return to_keeper, paid - to_keeper
+    if to_keeper < min_keeper_fee:
+        to_keeper += self._pay(INSURANCE_FUND, keeper, min_keeper_fee - to_keeper)
+    return to_keeper, to_fund
 
 
 @external
@@ -408,24 +451,15 @@ def declare_bankrupt(owner: address, subaccount: uint256, market: uint256, short
             open for ADL. Only the Liquidator.
     """
     self._only_liquidator()
-    self._check_account(owner, subaccount, market)
-    paid: uint256 = extcall INSURANCE_FUND.pay(self, shortfall)
+    self._check_solvent(owner, subaccount)
+    paid: uint256 = self._pay(INSURANCE_FUND, self, shortfall)
     self._credit(owner, subaccount, paid)
     deficit: uint256 = (shortfall - paid) * PRECISION
     self.accounts[owner][subaccount].bankrupt = True
     self.accounts[owner][subaccount].deficit = deficit
     self.market_states[market].deficit += deficit
     log BadDebt(owner=owner, subaccount=subaccount, market=market, amount=shortfall * PRECISION,
-                insurance_paid=paid * PRECISION, deficit=deficit)
-
-
-@external
-def settle_funding(owner: address, subaccount: uint256, market: uint256):
-    """
-    @notice Settle a position's funding into collateral. Only the Liquidator.
-    """
-    self._only_liquidator()
-    self._settle_funding(owner, subaccount, market)
+                insurance_paid=paid * PRECISION, deficit=deficit, written_off=0)
 
 
 @external
@@ -444,6 +478,27 @@ def deleverage_fill(bankrupt_owner: address, bankrupt_subaccount: uint256, targe
     self.market_states[market].deficit -= deficit_covered
     if self.positions[bankrupt_owner][bankrupt_subaccount][market].size == 0:
         self.accounts[bankrupt_owner][bankrupt_subaccount].bankrupt = False
+    # the Liquidator caps ADL at the target's equity; any rounding shortfall is still bad debt
+    if len(self.accounts[target_owner][target_subaccount].markets) == 0 \
+            and self.accounts[target_owner][target_subaccount].collateral < 0:
+        self._cover_bad_debt(target_owner, target_subaccount, market)
+
+
+@external
+def discharge(owner: address, subaccount: uint256, market: uint256):
+    """
+    @notice A bankrupt subaccount whose equity has come back to zero or more leaves
+            bankruptcy: its share of the market's deficit is gone. Only the Liquidator,
+            which checks the equity.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @param market The market of its position.
+    """
+    self._only_liquidator()
+    assert self.accounts[owner][subaccount].bankrupt, "exchange: not bankrupt"
+    self.market_states[market].deficit -= self.accounts[owner][subaccount].deficit
+    self.accounts[owner][subaccount].deficit = 0
+    self.accounts[owner][subaccount].bankrupt = False
 
 
 # ================================================================ VIEWS
@@ -451,9 +506,10 @@ def deleverage_fill(bankrupt_owner: address, bankrupt_subaccount: uint256, targe
 @external
 def health(owner: address, subaccount: uint256) -> Health:
     """
-    @notice Equity, initial and maintenance margin and notional of a subaccount, USD 1e18.
+    @notice Equity, initial and maintenance margin and notional of a subaccount, USD 1e18,
+            at the mark of the last accepted prices.
     """
-    return self._health(owner, subaccount)
+    return self._health(owner, subaccount, False)
 
 
 @view
@@ -462,30 +518,7 @@ def equity(owner: address, subaccount: uint256) -> int256:
     """
     @notice Collateral plus unrealised PnL at mark minus accrued funding, USD 1e18.
     """
-    return self._health(owner, subaccount).equity
-
-
-@view
-@external
-def margin_ratio(owner: address, subaccount: uint256) -> uint256:
-    """
-    @notice Equity over notional, 1e18 == 100%; max_value with no position, 0 when under water.
-    """
-    h: Health = self._health(owner, subaccount)
-    if h.notional == 0:
-        return max_value(uint256)
-    if h.equity <= 0:
-        return 0
-    return convert(h.equity, uint256) * WAD // h.notional
-
-
-@view
-@external
-def account_markets(owner: address, subaccount: uint256) -> DynArray[uint256, MAX_POSITIONS]:
-    """
-    @notice The markets in which a subaccount holds a position.
-    """
-    return self.accounts[owner][subaccount].markets
+    return self._health(owner, subaccount, False).equity
 
 
 @view
@@ -546,54 +579,17 @@ def funding_rate(market: uint256) -> int256:
 @external
 def fill_price(market: uint256, size_delta: int256) -> uint256:
     """
-    @notice The price a trade of `size_delta` would fill at now.
+    @notice The price a trade of `size_delta` would fill at now: while the feed is invalid,
+            at the end of its disputed band that is worse for the trade.
     """
     self._check_market(market)
     self._check_size(size_delta)
     index: uint256 = 0
+    low: uint256 = 0
+    high: uint256 = 0
     valid: bool = False
-    index, valid = self._index(market)
-    return self._fill_price(market, index, size_delta)
-
-
-@view
-@external
-def traders_pnl() -> int256:
-    """
-    @notice Traders' net unrealised PnL at mark minus the funding they owe, USD 1e18:
-            what the Vault would pay if every position closed at mark.
-    """
-    return self._traders_pnl()
-
-
-@view
-@internal
-def _traders_pnl() -> int256:
-    total: int256 = 0
-    for m: uint256 in range(MAX_MARKETS):
-        if m >= self.market_count:
-            break
-        index: uint256 = 0
-        valid: bool = False
-        index, valid = self._index(m)
-        cum: int256 = 0
-        rate: int256 = 0
-        ema: int256 = 0
-        cum, rate, ema = self._pending(m, index)
-        skew: int256 = self._skew(m)
-        mark: int256 = convert(self._mark(m, index, ema), int256)
-        total += fm.mul_down(skew, mark) - self.market_states[m].sum_cost - fm.mul_down(skew, cum) + self.market_states[m].sum_funding_entry
-    return total
-
-
-@view
-@external
-def vault_claims() -> int256:
-    """
-    @notice What the Vault is owed by the Exchange, USD 1e18: negative collateral it lent,
-            minus traders' unrealised PnL net of funding. Part of the Vault's NAV.
-    """
-    return convert(self.vault_receivable, int256) - self._traders_pnl()
+    index, low, high, valid = self._band(market)
+    return self._fill_price(market, high if size_delta > 0 else low, size_delta)
 
 
 @view
@@ -602,6 +598,12 @@ def open_interest_notional() -> uint256:
     """
     @notice Long plus short open interest at index prices, USD 1e18, over all markets.
     """
+    return self._open_interest_notional()
+
+
+@view
+@internal
+def _open_interest_notional() -> uint256:
     total: uint256 = 0
     for m: uint256 in range(MAX_MARKETS):
         if m >= self.market_count:
@@ -614,11 +616,6 @@ def open_interest_notional() -> uint256:
 
 
 # ================================================================ INTERNAL: checks
-@internal
-def _only_owner():
-    assert msg.sender == self.owner, "exchange: caller is not the owner"
-
-
 @view
 @internal
 def _check_market(market: uint256):
@@ -633,8 +630,8 @@ def _only_liquidator():
 
 @view
 @internal
-def _check_account(owner: address, subaccount: uint256, market: uint256):
-    assert not self.market_states[market].paused, "exchange: market paused"
+def _check_solvent(owner: address, subaccount: uint256):
+    """Liquidation goes on while a market is paused: a pause stops users, not the risk engine."""
     assert not self.accounts[owner][subaccount].bankrupt, "exchange: account bankrupt"
 
 
@@ -653,7 +650,7 @@ def _amount_wad(amount: uint256) -> int256:
     return convert(amount * PRECISION, int256)
 
 
-@pure
+@view
 @internal
 def _check_params(p: MarketParams):
     assert p.mmf > 0 and p.mmf < p.imf and p.imf <= WAD, "exchange: bad margin fractions"
@@ -663,24 +660,45 @@ def _check_params(p: MarketParams):
     assert p.funding_model <= FUNDING_VELOCITY, "exchange: unknown funding model"
     assert p.mark_mode <= MARK_MEDIAN, "exchange: unknown mark mode"
     assert max(max(p.skew_scale, p.premium_half_life), max(p.max_funding_rate, p.max_funding_velocity)) <= MAX_PARAM, "exchange: parameter too large"
+    assert p.max_oi <= convert(bounds.MAX_SIZE, uint256), "exchange: parameter too large"
+    if p.mark_mode == MARK_MEDIAN:
+        assert p.twap_window <= staticcall self.oracle.twap_capacity(p.asset), "exchange: twap window too long"
 
 
 # ================================================================ INTERNAL: prices and funding
 @view
 @internal
+def _band(market: uint256) -> (uint256, uint256, uint256, bool):
+    """(last accepted price, disputed band low, band high, feed valid): see Oracle.price_band."""
+    return staticcall self.oracle.price_band(self.markets[market].asset)
+
+
+@view
+@internal
 def _index(market: uint256) -> (uint256, bool):
     price: uint256 = 0
-    updated_at: uint256 = 0
+    low: uint256 = 0
+    high: uint256 = 0
     valid: bool = False
-    price, updated_at, valid = staticcall self.oracle.latest(self.markets[market].asset)
+    price, low, high, valid = self._band(market)
     return price, valid
 
 
 @view
 @internal
-def _premium(market: uint256) -> int256:
+def _premium(market: uint256, skew: int256) -> int256:
     """skew / skew_scale, clamped to [-1, 1]."""
-    return fm.clamp(self._skew(market) * IWAD // convert(self.markets[market].skew_scale, int256), -IWAD, IWAD)
+    return fm.clamp(skew * IWAD // convert(self.markets[market].skew_scale, int256), -IWAD, IWAD)
+
+
+@view
+@internal
+def _skew_ref(market: uint256) -> int256:
+    """The skew when the current block began: stored at the block's first touch, or the
+    skew now if nothing has touched the market in this block."""
+    if self.market_states[market].ref_block == block.number:
+        return self.market_states[market].skew_ref
+    return self._skew(market)
 
 
 @view
@@ -696,42 +714,31 @@ def _pending(market: uint256, index: uint256) -> (int256, int256, int256):
     """
     @return (cumulative funding, funding rate per day, premium EMA) as of now.
     """
-    dt: int256 = convert(block.timestamp - self.market_states[market].last_update, int256)
-    cum: int256 = self.market_states[market].cumulative_funding
-    rate: int256 = self.market_states[market].funding_rate
-    ema: int256 = self.market_states[market].premium_ema
-    if dt == 0:
-        return cum, rate, ema
-    premium: int256 = self._premium(market)
-    average: int256 = 0
-    if self.markets[market].funding_model == FUNDING_PREMIUM:
-        cap: int256 = 6 * convert(self.markets[market].imf - self.markets[market].mmf, int256)
-        rate_8h: int256 = fm.clamp(premium + fm.clamp(INTEREST_8H - premium, -INTEREST_CLAMP_8H, INTEREST_CLAMP_8H), -cap, cap)
-        rate = 3 * rate_8h
-        average = rate
-    else:
-        velocity: int256 = premium * convert(self.markets[market].max_funding_velocity, int256) // IWAD
-        cap: int256 = convert(self.markets[market].max_funding_rate, int256)
-        previous: int256 = rate
-        rate = fm.clamp(previous + velocity * dt // DAY, -cap, cap)
-        average = (previous + rate) // 2
-    cum += convert(index, int256) * average // IWAD * dt // DAY
-    tau: int256 = convert(self.markets[market].premium_half_life, int256) * IWAD // LN2
-    ema += (premium - ema) * dt // (dt + tau)
-    return cum, rate, ema
+    st: MarketState = self.market_states[market]
+    p: MarketParams = self.markets[market]
+    return pm.pending_funding(p.funding_model, p.imf, p.mmf, p.max_funding_rate, p.max_funding_velocity,
+                              p.premium_half_life, st.cumulative_funding, st.funding_rate, st.premium_ema,
+                              self._premium(market, self._skew(market)),
+                              convert(block.timestamp - st.last_update, int256), index)
 
 
 @internal
-def _accrue(market: uint256) -> (uint256, bool):
+def _accrue(market: uint256) -> (uint256, uint256, uint256, bool):
     """
-    @notice Write funding and the premium EMA up to now.
-    @return (index price, feed valid)
+    @notice Take the block's reference skew at its first touch, then write funding and the
+            premium EMA up to now.
+    @return (last accepted index price, disputed band low, band high, feed valid)
     """
     index: uint256 = 0
+    low: uint256 = 0
+    high: uint256 = 0
     valid: bool = False
-    index, valid = self._index(market)
+    index, low, high, valid = self._band(market)
+    if self.market_states[market].ref_block != block.number:
+        self.market_states[market].skew_ref = self._skew(market)
+        self.market_states[market].ref_block = block.number
     if self.market_states[market].last_update == block.timestamp:
-        return index, valid
+        return index, low, high, valid
     cum: int256 = 0
     rate: int256 = 0
     ema: int256 = 0
@@ -741,7 +748,7 @@ def _accrue(market: uint256) -> (uint256, bool):
     self.market_states[market].premium_ema = ema
     self.market_states[market].last_update = block.timestamp
     log FundingAccrued(market=market, index_price=index, cumulative_funding=cum, funding_rate=rate, premium_ema=ema)
-    return index, valid
+    return index, low, high, valid
 
 
 @view
@@ -751,7 +758,7 @@ def _mark(market: uint256, index: uint256, ema: int256) -> uint256:
     if mode == MARK_ORACLE:
         return index
     if mode == MARK_PREMIUM:
-        return convert(fm.mul_down(convert(index, int256), IWAD + self._premium(market)), uint256)
+        return convert(fm.mul_down(convert(index, int256), IWAD + self._premium(market, self._skew_ref(market))), uint256)
     ema_price: uint256 = convert(fm.mul_down(convert(index, int256), IWAD + fm.clamp(ema, -IWAD, IWAD)), uint256)
     twap: uint256 = staticcall self.oracle.twap(self.markets[market].asset, self.markets[market].twap_window)
     if twap == 0:
@@ -775,14 +782,8 @@ def _mark_now(market: uint256) -> uint256:
 @view
 @internal
 def _fill_price(market: uint256, index: uint256, size_delta: int256) -> uint256:
-    """
-    @notice index * (1 + (premium_before + premium_after) / 2) (SIP-279); a buy rounds up,
-            a sell down.
-    """
-    numerator: int256 = convert(index, int256) * (2 * self._skew(market) + size_delta)
-    denominator: int256 = 2 * convert(self.markets[market].skew_scale, int256)
-    adjustment: int256 = fm.ceil_div(numerator, denominator) if size_delta > 0 else fm.floor_div(numerator, denominator)
-    return convert(max(convert(index, int256) + adjustment, 0), uint256)
+    """The SIP-279 fill of `size_delta` at `index` and the current skew."""
+    return pm.fill_price(index, self._skew(market), self.markets[market].skew_scale, size_delta)
 
 
 @pure
@@ -795,13 +796,22 @@ def _funding_owed(pos: Position, cumulative: int256) -> int256:
 # ================================================================ INTERNAL: margin
 @view
 @internal
-def _health(owner: address, subaccount: uint256) -> Health:
+def _health(owner: address, subaccount: uint256, worst: bool) -> Health:
+    """
+    @notice Equity and margin at mark. `worst`: each position priced at the end of its
+            feed's disputed band that is worse for it (the same as the last accepted price
+            while the feed is valid): what a user's own action is checked at.
+    """
     h: Health = Health(equity=self.accounts[owner][subaccount].collateral, initial_margin=0, maintenance_margin=0, notional=0)
     for m: uint256 in self.accounts[owner][subaccount].markets:
         pos: Position = self.positions[owner][subaccount][m]
         index: uint256 = 0
+        low: uint256 = 0
+        high: uint256 = 0
         valid: bool = False
-        index, valid = self._index(m)
+        index, low, high, valid = self._band(m)
+        if worst:
+            index = low if pos.size > 0 else high
         cum: int256 = 0
         rate: int256 = 0
         ema: int256 = 0
@@ -843,8 +853,10 @@ def _trade(owner: address, subaccount: uint256, market: uint256, size_delta: int
     assert not self.market_states[market].paused, "exchange: market paused"
     assert not self.accounts[owner][subaccount].bankrupt, "exchange: account bankrupt"
     index: uint256 = 0
+    low: uint256 = 0
+    high: uint256 = 0
     valid: bool = False
-    index, valid = self._accrue(market)
+    index, low, high, valid = self._accrue(market)
 
     old_size: int256 = self.positions[owner][subaccount][market].size
     new_size: int256 = old_size + size_delta
@@ -854,11 +866,17 @@ def _trade(owner: address, subaccount: uint256, market: uint256, size_delta: int
         assert not self.market_states[market].reduce_only, "exchange: market reduce-only"
         assert valid, "exchange: oracle invalid"
 
-    price: uint256 = self._fill_price(market, index, size_delta)
+    # a sell fills at the band's low end, a buy at its high end (the index while valid)
+    price: uint256 = self._fill_price(market, high if size_delta > 0 else low, size_delta)
     if size_delta > 0:
         assert price <= limit_price, "exchange: price above limit"
     else:
         assert price >= limit_price, "exchange: price below limit"
+    if reduce_only:
+        # a trigger order fills no worse than it would have at the block's start
+        quote: uint256 = pm.fill_price(high if size_delta > 0 else low, self._skew_ref(market),
+                                       self.markets[market].skew_scale, size_delta)
+        assert price <= quote if size_delta > 0 else price >= quote, "exchange: skew moved this block"
 
     fee: uint256 = (convert(abs(size_delta), uint256) * price // WAD * self.markets[market].taker_fee + WAD * PRECISION - 1) // (WAD * PRECISION)
     fill: Fill = self._fill(owner, subaccount, market, size_delta, price, fee)
@@ -866,7 +884,10 @@ def _trade(owner: address, subaccount: uint256, market: uint256, size_delta: int
     if adds_risk:
         cap: uint256 = self.markets[market].max_oi
         assert self.market_states[market].oi_long <= cap and self.market_states[market].oi_short <= cap, "exchange: open interest cap"
-    h: Health = self._health(owner, subaccount)
+        # the Vault's free tokens must cover reserve_factor of all open interest (GMX v2)
+        reserve: uint256 = staticcall IReserve(VAULT.address).reserve_factor() * self._open_interest_notional() // WAD
+        assert (staticcall VAULT.token_balance()) * PRECISION >= reserve + self.vault_debt, "exchange: vault reserve exceeded"
+    h: Health = self._health(owner, subaccount, True)
     if adds_risk:
         assert h.equity >= convert(h.initial_margin, int256), "exchange: below initial margin"
     else:
@@ -923,7 +944,7 @@ def _fill(owner: address, subaccount: uint256, market: uint256, size_delta: int2
     self._settle_with_vault(owner, subaccount, (pnl_tokens - convert(fee, int256)) * convert(PRECISION, int256))
     insurance_fee: uint256 = fee * self.markets[market].insurance_fee_share // WAD
     if insurance_fee > 0:
-        extcall VAULT.pay(INSURANCE_FUND.address, insurance_fee)
+        self._pay(VAULT, INSURANCE_FUND.address, insurance_fee)
     return Fill(realized_pnl=realized, funding_paid=funding, collateral_delta=pnl_tokens - convert(fee, int256))
 
 
@@ -939,35 +960,21 @@ def _aggregate(market: uint256, pos: Position, sign: int256):
 
 
 @internal
-def _settle_funding(owner: address, subaccount: uint256, market: uint256):
-    """Settle a position's funding into collateral without changing its size."""
-    pos: Position = self.positions[owner][subaccount][market]
-    cum: int256 = self.market_states[market].cumulative_funding
-    if pos.funding_entry == cum:
-        return
-    funding: int256 = self._funding_owed(pos, cum)
-    self.market_states[market].sum_funding_entry += fm.mul_down(pos.size, cum) - fm.mul_down(pos.size, pos.funding_entry)
-    self.positions[owner][subaccount][market].funding_entry = cum
-    pnl_tokens: int256 = fm.floor_div(-funding, convert(PRECISION, int256))
-    self._settle_with_vault(owner, subaccount, pnl_tokens * convert(PRECISION, int256))
-
-
-@internal
 def _cover_bad_debt(owner: address, subaccount: uint256, market: uint256):
     """
-    @notice After the last position closed under water: the fund pays the shortfall, which
-            goes on to the Vault, the creditor of negative collateral. Any rest (only rounding dust, since the Liquidator checked
-            the fund first) stays on the books as negative collateral owed to the Vault and is
-            counted in the market's deficit; nothing is written off.
+    @notice A subaccount with no position left is under water: the fund pays the shortfall,
+            which goes on to the Vault, the creditor of negative collateral. What the fund
+            cannot pay has no position left for ADL to clear, so the Vault writes it off
+            (its receivable falls): never a deficit that nothing could clear.
     """
     shortfall: uint256 = convert(-self.accounts[owner][subaccount].collateral, uint256)
-    shortfall_tokens: uint256 = shortfall // PRECISION
-    paid: uint256 = extcall INSURANCE_FUND.pay(self, shortfall_tokens)
-    deficit: uint256 = shortfall - paid * PRECISION
+    paid: uint256 = self._pay(INSURANCE_FUND, self, shortfall // PRECISION)
     self._credit(owner, subaccount, paid)
-    self.market_states[market].deficit += deficit
+    written_off: uint256 = shortfall - paid * PRECISION
+    if written_off > 0:
+        self._book(owner, subaccount, convert(written_off, int256))
     log BadDebt(owner=owner, subaccount=subaccount, market=market, amount=shortfall,
-                insurance_paid=paid * PRECISION, deficit=deficit)
+                insurance_paid=paid * PRECISION, deficit=0, written_off=written_off)
 
 
 @internal
@@ -992,7 +999,7 @@ def _credit(owner: address, subaccount: uint256, amount: uint256):
             repays negative collateral on to the Vault, which lent it.
     """
     held: int256 = self._book(owner, subaccount, convert(amount * PRECISION, int256))
-    self._send(VAULT.address, amount - convert(held, uint256) // PRECISION)
+    self._repay(amount - convert(held, uint256) // PRECISION)
 
 
 @internal
@@ -1000,9 +1007,41 @@ def _settle_with_vault(owner: address, subaccount: uint256, delta: int256):
     """Change collateral by `delta` against the Vault, moving the tokens the Exchange holds."""
     held: int256 = self._book(owner, subaccount, delta)
     if held > 0:
-        extcall VAULT.pay(self, convert(held, uint256) // PRECISION)
+        # profit the Vault cannot pay now is still credited: the Vault owes it (vault_debt)
+        needed: uint256 = convert(held, uint256) // PRECISION
+        self.vault_debt += (needed - self._pay(VAULT, self, needed)) * PRECISION
     elif held < 0:
-        self._send(VAULT.address, convert(-held, uint256) // PRECISION)
+        self._repay(convert(-held, uint256) // PRECISION)
+
+
+@internal
+def _repay(amount: uint256):
+    """Tokens the Exchange holds beyond positive collateral: they settle the Vault's debt
+    first, and the rest goes to the Vault."""
+    settled: uint256 = min(amount, self.vault_debt // PRECISION)
+    self.vault_debt -= settled * PRECISION
+    self._send(VAULT.address, amount - settled)
+
+
+@internal
+def _pay_out(receiver: address, amount: uint256):
+    """Send tokens that positive collateral owns, collecting the Vault's debt first if the
+    Exchange holds too few."""
+    if self.vault_debt > 0:
+        balance: uint256 = staticcall COLLATERAL.balanceOf(self)
+        if balance < amount:
+            collected: uint256 = self._pay(VAULT, self, min(amount - balance, self.vault_debt // PRECISION))
+            self.vault_debt -= collected * PRECISION
+            assert balance + collected >= amount, "exchange: vault illiquid"
+    self._send(receiver, amount)
+
+
+@internal
+def _pay(payer: IPayer, receiver: address, amount: uint256) -> uint256:
+    """The Vault or the fund pays up to `amount` tokens; what it paid."""
+    if amount == 0:
+        return 0
+    return extcall payer.pay(receiver, amount)
 
 
 @internal

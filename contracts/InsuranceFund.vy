@@ -9,14 +9,17 @@
 
 from ethereum.ercs import IERC20
 from interfaces import IPayer
+import modules.ownable as ownable
 
 implements: IPayer
+
+initializes: ownable
+exports: (ownable.owner, ownable.transfer_ownership)
 
 # ---------------------------------------------------------------- IMMUTABLES
 TOKEN: public(immutable(IERC20))
 
 # ---------------------------------------------------------------- STORAGE
-owner: public(address)
 exchange: public(address)
 total_paid: public(uint256)
 
@@ -40,7 +43,7 @@ def __init__(token: IERC20):
     @param token The collateral token (6 decimals).
     """
     TOKEN = token
-    self.owner = msg.sender
+    ownable.__init__()
 
 
 @external
@@ -48,7 +51,7 @@ def set_exchange(exchange: address):
     """
     @notice Name the Exchange that may draw on the fund. Once only.
     """
-    assert msg.sender == self.owner, "insurance: caller is not the owner"
+    ownable._check_owner()
     assert self.exchange == empty(address), "insurance: exchange already set"
     assert exchange != empty(address), "insurance: zero exchange"
     self.exchange = exchange

@@ -7,40 +7,68 @@
 @notice Decides liquidations and auto-deleveraging for the Exchange, which trusts it
         through narrow hooks (DESIGN §4).
         - `liquidate`: anyone may close part or all of a position of a subaccount whose
-          equity is below maintenance margin, at mark, against the Vault. It closes enough
-          to restore initial margin, or all of it when less than `min_position_notional`
-          would remain or when the market's mark moves with skew (premium mode, where a
-          partial close would move the mark against what remains). The fee (a share of the
-          notional closed) goes to the keeper and the InsuranceFund.
+          equity is below maintenance margin, against the Vault, at the fill price the
+          market gives the closed size (its SIP-279 impact included, so the Vault's value
+          does not move; at the last accepted index while a feed is invalid, where
+          `liquidate_when_invalid` allows it). It closes enough to restore initial margin, or all of it when less
+          than `min_position_notional` would remain. The fee (a share of the notional
+          closed) goes to the keeper and the InsuranceFund; the fund tops the keeper's share
+          up to `min_keeper_fee`, so liquidating an account under water still pays.
+        - A liquidation limit (Synthetix): per block, a market closes at most
+          `liquidation_limit_scalar * 2 * taker_fee * skew_scale` base units by liquidation,
+          so a keeper who trades around a liquidation cannot earn more from the skew it
+          moves than the round trip's fees.
         - Bad debt: when the last position closes under water, the InsuranceFund pays. If
           it cannot pay all, the position stays open, the rest is the market's deficit, and
-          the subaccount is bankrupt until `deleverage` closes it.
-        - `deleverage`: while a bankrupt position exists, anyone may close it against a
-          profitable opposite position, both at the bankruptcy price.
+          the subaccount is bankrupt until `deleverage` closes it or `discharge` finds it has
+          recovered. The Vault reads the bankrupt positions' books (`bankrupt_books`) so that
+          its NAV never counts a loss their collateral cannot pay.
+        - `deleverage`: while a bankrupt position is under water, anyone may close it against
+          a profitable opposite position, both at the bankruptcy price, no more than the
+          target's equity can take: ADL never leaves its target under water.
 @dev Liquidation parameters live here, per market, not in the Exchange's MarketParams.
 """
 
 from interfaces import IExchangeCore
 from interfaces import IPayer
+import modules.fixed_math as fm
+import modules.perp_math as pm
+import modules.ownable as ownable
+
+initializes: ownable
+exports: (ownable.owner, ownable.transfer_ownership)
 
 # ---------------------------------------------------------------- CONSTANTS
 WAD: constant(uint256) = 10**18
 IWAD: constant(int256) = 10**18
-MARK_PREMIUM: constant(uint256) = 1  # the Exchange's mark mode whose mark moves with skew
+SHRINK_STEPS: constant(uint256) = 16  # halvings a partial close may take to stay within its equity
 
 # ---------------------------------------------------------------- STRUCTS
 struct LiquidationParams:
-    liquidation_fee: uint256        # fraction of the notional closed, 1e18 == 100%
-    keeper_fee_share: uint256       # share of that fee paid to the keeper
-    min_position_notional: uint256  # USD 1e18; close all if less would remain
-    liquidate_when_invalid: bool    # keep liquidating on the last valid price while the feed is invalid
+    liquidation_fee: uint256          # fraction of the notional closed, 1e18 == 100%
+    keeper_fee_share: uint256         # share of that fee paid to the keeper
+    min_position_notional: uint256    # USD 1e18; close all if less would remain
+    liquidate_when_invalid: bool      # keep liquidating on the last valid price while the feed is invalid
+    min_keeper_fee: uint256           # USD 1e18; the fund tops the keeper's share up to it
+    liquidation_limit_scalar: uint256  # 1e18; per-block limit = scalar * 2 * taker_fee * skew_scale; 0: none
+
+struct BankruptBook:
+    size: int256           # sum of the bankrupt positions' sizes, base units 1e18
+    cost: int256           # sum of their cost, USD 1e18
+    collateral: int256     # sum of their subaccounts' collateral, USD 1e18
+    funding_entry: int256  # sum of size * funding_entry / 1e18
+
+struct Window:
+    block_number: uint256
+    closed: uint256        # base units liquidated in that block
 
 # ---------------------------------------------------------------- IMMUTABLES
 EXCHANGE: public(immutable(IExchangeCore))
 
 # ---------------------------------------------------------------- STORAGE
-owner: public(address)
 params: public(HashMap[uint256, LiquidationParams])
+bankrupt_books: public(HashMap[uint256, HashMap[bool, BankruptBook]])  # market, long side
+windows: public(HashMap[uint256, Window])
 
 # ---------------------------------------------------------------- EVENTS
 event ParamsSet:
@@ -75,6 +103,12 @@ event Deleverage:
     price: uint256
     deficit_covered: uint256
 
+event Discharge:
+    owner: indexed(address)
+    subaccount: indexed(uint256)
+    market: indexed(uint256)
+    deficit: uint256
+
 
 @deploy
 def __init__(exchange: IExchangeCore):
@@ -82,33 +116,33 @@ def __init__(exchange: IExchangeCore):
     @param exchange The Exchange this contract liquidates for.
     """
     EXCHANGE = exchange
-    self.owner = msg.sender
+    ownable.__init__()
 
 
 @external
 def set_params(market: uint256, params: LiquidationParams):
     """
     @notice Set a market's liquidation parameters. Only the owner.
+    @param market The market id.
+    @param params Fractions 1e18 == 100%; amounts USD 1e18.
     """
-    assert msg.sender == self.owner, "liquidator: caller is not the owner"
+    ownable._check_owner()
     assert market < staticcall EXCHANGE.market_count(), "liquidator: unknown market"
     assert params.liquidation_fee < WAD, "liquidator: fee too high"
     assert params.keeper_fee_share <= WAD, "liquidator: share above 100%"
+    assert max(params.min_keeper_fee, params.liquidation_limit_scalar) <= 10**36, "liquidator: parameter too large"
     self.params[market] = params
     log ParamsSet(market=market, params=params)
-
-
-@external
-def transfer_ownership(new_owner: address):
-    assert msg.sender == self.owner, "liquidator: caller is not the owner"
-    assert new_owner != empty(address), "liquidator: zero owner"
-    self.owner = new_owner
 
 
 @external
 def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: uint256) -> uint256:
     """
     @notice Liquidate up to `max_size` base units of a subaccount's position in `market`.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @param market The market.
+    @param max_size Base units 1e18 at most.
     @return Base units closed; 0 when the subaccount was declared bankrupt instead.
     """
     index: uint256 = 0
@@ -127,37 +161,58 @@ def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: ui
     size: uint256 = convert(abs(pos.size), uint256)
     close: uint256 = min(self._close_size(market, h, mark, size), max_size)
     assert close > 0, "liquidator: zero size"
-    if (size - close) * mark // WAD < lp.min_position_notional or (staticcall EXCHANGE.markets(market)).mark_mode == MARK_PREMIUM:
+    if (size - close) * mark // WAD < lp.min_position_notional:
         close = size
-    last: bool = close == size and len(acct.markets) == 1
+    close = min(close, self._capacity(market, lp))
+    assert close > 0, "liquidator: limit reached"
     precision: uint256 = staticcall EXCHANGE.PRECISION()
 
-    if last and h.equity < 0:
-        shortfall: uint256 = (convert(-h.equity, uint256) + precision - 1) // precision
+    # A partial close must not lower a solvent subaccount's margin ratio (DESIGN §5.5): its
+    # fee and the impact it realises against mark stay within its share of the equity,
+    # less one token unit for the settlement's rounding. A close whose impact alone would
+    # take more is halved until it fits.
+    state: IExchangeCore.MarketState = staticcall EXCHANGE.market_states(market)
+    skew: int256 = convert(state.oi_long, int256) - convert(state.oi_short, int256)
+    skew_scale: uint256 = (staticcall EXCHANGE.markets(market)).skew_scale
+    last: bool = False
+    delta: int256 = 0
+    price: uint256 = 0
+    gain: int256 = 0  # what the fill realises against mark, USD 1e18
+    room: int256 = 0
+    for _: uint256 in range(SHRINK_STEPS):
+        last = close == size and len(acct.markets) == 1
+        delta = -convert(close, int256) if pos.size > 0 else convert(close, int256)
+        price = pm.fill_price(index, skew, skew_scale, delta)
+        gain = -fm.mul_up(delta, convert(price, int256) - convert(mark, int256))
+        share: uint256 = convert(max(h.equity, 0), uint256) * (close * mark // WAD) // h.notional
+        room = convert(share, int256) + gain
+        if last or h.equity <= 0 or room >= convert(precision, int256) or close == 1:
+            break
+        close = close // 2
+
+    if last and h.equity + gain < 0:
+        # the last close would leave a shortfall: the fund pays it, or the subaccount is bankrupt
+        shortfall: uint256 = (convert(-(h.equity + gain), uint256) + precision - 1) // precision
         fund: IPayer = IPayer(staticcall EXCHANGE.INSURANCE_FUND())
         if staticcall fund.token_balance() < shortfall:
             extcall EXCHANGE.declare_bankrupt(owner, subaccount, market, shortfall)
+            self._enter_book(owner, subaccount, market, 1)
             log Bankruptcy(owner=owner, subaccount=subaccount, market=market, keeper=msg.sender, shortfall=shortfall)
             return 0
+    self._use_capacity(market, close)
 
-    # The fee comes out of what equity is left, none under water. On a partial close it is
-    # capped at equity * closed / notional, less one token unit for the fill's settlement
-    # (which rounds realised PnL down to whole tokens), so the margin ratio of a solvent
-    # subaccount never falls (DESIGN §5.5); on the last close the Exchange caps it at what is left.
-    closed_notional: uint256 = close * mark // WAD
-    fee: uint256 = (closed_notional * lp.liquidation_fee + WAD * precision - 1) // (WAD * precision)
+    fee: uint256 = (close * mark // WAD * lp.liquidation_fee + WAD * precision - 1) // (WAD * precision)
     if not last:
-        cap: uint256 = convert(max(h.equity, 0), uint256) * closed_notional // h.notional // precision
+        cap: uint256 = convert(max(room, 0), uint256) // precision
         fee = min(fee, cap - min(cap, 1))
     keeper_fee: uint256 = fee * lp.keeper_fee_share // WAD
-
-    delta: int256 = -convert(close, int256) if pos.size > 0 else convert(close, int256)
     paid_keeper: uint256 = 0
     paid_insurance: uint256 = 0
     paid_keeper, paid_insurance = extcall EXCHANGE.liquidation_fill(
-        owner, subaccount, market, delta, mark, msg.sender, keeper_fee, fee - keeper_fee)
+        owner, subaccount, market, delta, price, msg.sender, keeper_fee, fee - keeper_fee,
+        lp.min_keeper_fee // precision)
     log Liquidation(owner=owner, subaccount=subaccount, market=market, keeper=msg.sender, size=delta,
-                    price=mark, keeper_fee=paid_keeper, insurance_fee=paid_insurance,
+                    price=price, keeper_fee=paid_keeper, insurance_fee=paid_insurance,
                     remaining_equity=(staticcall EXCHANGE.health(owner, subaccount)).equity)
     return close
 
@@ -166,8 +221,16 @@ def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: ui
 def deleverage(bankrupt_owner: address, bankrupt_subaccount: uint256, target_owner: address,
                target_subaccount: uint256, market: uint256, size: uint256) -> uint256:
     """
-    @notice Close up to `size` base units of a bankrupt position against a profitable opposite
-            position, both at the bankruptcy price, covering the deficit pro rata.
+    @notice Close up to `size` base units of a bankrupt position that is still under water
+            against a profitable opposite position, both at the bankruptcy price, covering
+            the deficit pro rata. No more than the target's equity can take: closing at the
+            bankruptcy price rather than mark costs the target the difference.
+    @param bankrupt_owner The bankrupt subaccount's owner.
+    @param bankrupt_subaccount The bankrupt subaccount.
+    @param target_owner The target's owner.
+    @param target_subaccount The target subaccount.
+    @param market The market.
+    @param size Base units 1e18 at most.
     @return Base units deleveraged.
     """
     acct: IExchangeCore.Account = staticcall EXCHANGE.accounts(bankrupt_owner, bankrupt_subaccount)
@@ -180,14 +243,23 @@ def deleverage(bankrupt_owner: address, bankrupt_subaccount: uint256, target_own
     # a bankrupt position leaves only as the bankrupt side, with its share of the deficit
     assert not (staticcall EXCHANGE.accounts(target_owner, target_subaccount)).bankrupt, "liquidator: target bankrupt"
     assert staticcall EXCHANGE.position_pnl(target_owner, target_subaccount, market) > 0, "liquidator: target not profitable"
+    equity: int256 = (staticcall EXCHANGE.health(bankrupt_owner, bankrupt_subaccount)).equity
+    # recovered: nothing is left to socialise, and the old bankruptcy price would be a gift
+    assert equity < 0, "liquidator: bankrupt recovered"
+    mark: uint256 = staticcall EXCHANGE.mark_price(market)
+    price: uint256 = self._bankruptcy_price(bpos.size, equity, mark)
+
     bankrupt_size: uint256 = convert(abs(bpos.size), uint256)
     amount: uint256 = min(size, min(bankrupt_size, convert(abs(tpos.size), uint256)))
     assert amount > 0, "liquidator: zero size"
-
-    # settle funding first, so the bankruptcy price brings collateral to exactly zero
-    extcall EXCHANGE.settle_funding(bankrupt_owner, bankrupt_subaccount, market)
-    collateral: int256 = (staticcall EXCHANGE.accounts(bankrupt_owner, bankrupt_subaccount)).collateral
-    price: uint256 = self._bankruptcy_price(bpos, collateral)
+    # every unit costs the target |price - mark| against its mark value (two token units of
+    # the equity are kept back for the fills' rounding)
+    adverse: uint256 = max(price, mark) - min(price, mark)
+    if adverse > 0:
+        margin: int256 = (staticcall EXCHANGE.health(target_owner, target_subaccount)).equity \
+            - 2 * convert(staticcall EXCHANGE.PRECISION(), int256)
+        amount = min(amount, convert(max(margin, 0), uint256) * WAD // adverse)
+    assert amount > 0, "liquidator: target equity too low"
 
     covered: uint256 = acct.deficit
     if amount < bankrupt_size:
@@ -195,12 +267,33 @@ def deleverage(bankrupt_owner: address, bankrupt_subaccount: uint256, target_own
     delta: int256 = convert(amount, int256)
     if bpos.size > 0:
         delta = -delta
+    self._enter_book(bankrupt_owner, bankrupt_subaccount, market, -1)
     extcall EXCHANGE.deleverage_fill(bankrupt_owner, bankrupt_subaccount, target_owner, target_subaccount,
                                      market, delta, price, covered)
+    if (staticcall EXCHANGE.accounts(bankrupt_owner, bankrupt_subaccount)).bankrupt:
+        self._enter_book(bankrupt_owner, bankrupt_subaccount, market, 1)
     log Deleverage(bankrupt_owner=bankrupt_owner, bankrupt_subaccount=bankrupt_subaccount,
                    target_owner=target_owner, target_subaccount=target_subaccount, market=market,
                    size=delta, price=price, deficit_covered=covered)
     return amount
+
+
+@external
+def discharge(owner: address, subaccount: uint256):
+    """
+    @notice A bankrupt subaccount whose equity has come back to zero or more leaves
+            bankruptcy, and its share of the deficit with it. Anyone.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    """
+    acct: IExchangeCore.Account = staticcall EXCHANGE.accounts(owner, subaccount)
+    assert acct.bankrupt, "liquidator: not bankrupt"
+    market: uint256 = acct.markets[0]
+    extcall EXCHANGE.accrue(market)
+    assert (staticcall EXCHANGE.health(owner, subaccount)).equity >= 0, "liquidator: still under water"
+    self._enter_book(owner, subaccount, market, -1)
+    extcall EXCHANGE.discharge(owner, subaccount, market)
+    log Discharge(owner=owner, subaccount=subaccount, market=market, deficit=acct.deficit)
 
 
 @view
@@ -209,6 +302,9 @@ def is_liquidatable(owner: address, subaccount: uint256) -> bool:
     """
     @notice Whether a subaccount's equity is below its maintenance margin (and it is not
             already bankrupt, waiting for ADL).
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @return True when `liquidate` would accept it.
     """
     acct: IExchangeCore.Account = staticcall EXCHANGE.accounts(owner, subaccount)
     if acct.bankrupt or len(acct.markets) == 0:
@@ -224,6 +320,10 @@ def liquidation_price(owner: address, subaccount: uint256, market: uint256) -> u
     @notice The mark at which the subaccount reaches maintenance margin, other positions
             held at their current marks; 0 when no positive price does it.
     @dev Solves equity + size * (p - mark) == mm_others + mmf * |size| * p for p.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @param market The market.
+    @return USD 1e18.
     """
     pos: IExchangeCore.Position = staticcall EXCHANGE.positions(owner, subaccount, market)
     if pos.size == 0:
@@ -245,13 +345,18 @@ def liquidation_price(owner: address, subaccount: uint256, market: uint256) -> u
 @external
 def bankruptcy_price(owner: address, subaccount: uint256, market: uint256) -> uint256:
     """
-    @notice The price at which closing the position leaves the subaccount's collateral at
-            zero, before unsettled funding.
+    @notice The mark at which the subaccount's equity is zero, other positions held at their
+            current marks: what ADL closes a bankrupt position at.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @param market The market.
+    @return USD 1e18; 0 without a position.
     """
     pos: IExchangeCore.Position = staticcall EXCHANGE.positions(owner, subaccount, market)
     if pos.size == 0:
         return 0
-    return self._bankruptcy_price(pos, (staticcall EXCHANGE.accounts(owner, subaccount)).collateral)
+    return self._bankruptcy_price(pos.size, (staticcall EXCHANGE.health(owner, subaccount)).equity,
+                                  staticcall EXCHANGE.mark_price(market))
 
 
 @view
@@ -270,15 +375,52 @@ def _close_size(market: uint256, h: IExchangeCore.Health, mark: uint256, size: u
     return min(size, (gap * WAD * WAD + per_unit - 1) // per_unit)
 
 
+@view
+@internal
+def _capacity(market: uint256, lp: LiquidationParams) -> uint256:
+    """Base units this market may still liquidate in this block (no limit without a scalar or a taker fee)."""
+    if lp.liquidation_limit_scalar == 0:
+        return max_value(uint256)
+    p: IExchangeCore.MarketParams = staticcall EXCHANGE.markets(market)
+    limit: uint256 = lp.liquidation_limit_scalar * 2 * p.taker_fee // WAD * p.skew_scale // WAD
+    if limit == 0:
+        return max_value(uint256)
+    used: uint256 = 0
+    if self.windows[market].block_number == block.number:
+        used = self.windows[market].closed
+    return limit - min(used, limit)
+
+
+@internal
+def _use_capacity(market: uint256, closed: uint256):
+    if self.windows[market].block_number != block.number:
+        self.windows[market] = Window(block_number=block.number, closed=0)
+    self.windows[market].closed += closed
+
+
+@internal
+def _enter_book(owner: address, subaccount: uint256, market: uint256, sign: int256):
+    """Add (sign 1) or remove (sign -1) a bankrupt position and its collateral from its
+    market's bankrupt book, on the side it holds."""
+    pos: IExchangeCore.Position = staticcall EXCHANGE.positions(owner, subaccount, market)
+    collateral: int256 = (staticcall EXCHANGE.accounts(owner, subaccount)).collateral
+    book: BankruptBook = self.bankrupt_books[market][pos.size > 0]
+    book.size += sign * pos.size
+    book.cost += sign * pos.cost
+    book.collateral += sign * collateral
+    book.funding_entry += sign * fm.mul_down(pos.size, pos.funding_entry)
+    self.bankrupt_books[market][pos.size > 0] = book
+
+
 @pure
 @internal
-def _bankruptcy_price(pos: IExchangeCore.Position, collateral: int256) -> uint256:
+def _bankruptcy_price(size: int256, equity: int256, mark: uint256) -> uint256:
     """
-    @notice The price p with collateral + size * p - cost == 0, rounded so the bankrupt
-            side does not end below zero.
+    @notice The price p at which equity + size * (p - mark) == 0: mark - equity / size,
+            rounded (and moved two wei) so that the bankrupt side, closed there, does not end
+            below zero after the fill's own rounding.
     """
-    numerator: int256 = (pos.cost - collateral) * IWAD
-    price: int256 = numerator // pos.size
-    if numerator % pos.size != 0 and pos.size > 0:
-        price += 1
-    return convert(max(price, 0), uint256)
+    distance: int256 = fm.ceil_div(abs(equity) * IWAD, abs(size)) + 2
+    if (size > 0) == (equity < 0):
+        return convert(convert(mark, int256) + distance, uint256)
+    return convert(max(convert(mark, int256) - distance, 0), uint256)

@@ -6,15 +6,27 @@
 @license MIT
 @notice Whitelisted reporters push prices per asset. The feed's price is the median
         of reports fresher than `max_age`. Too few fresh reports, a move beyond
-        `max_deviation` from the last accepted price, or no accepted price within
-        `max_age` makes the feed invalid. A TWAP accumulator runs over accepted prices.
-@dev A median that breaches the deviation guard is rejected; if the breach persists
-     for `breach_timeout` seconds the new level is accepted (a circuit breaker with a
-     cool-down, so a real gap does not freeze the feed forever). A timeout of 0 means
+        `max_deviation` from the price accepted before the current block, or no accepted
+        price within `max_age` makes the feed invalid. A TWAP accumulator runs over
+        accepted prices.
+@dev The deviation guard compares each median with the price the feed had when the block
+     began (its `reference`), so reporters cannot walk the price in small steps inside one
+     block. A median beyond the guard is rejected and starts a breach at that level; a
+     median that moves away from the breach level by more than the guard restarts it. If
+     one level persists for `breach_timeout` seconds it is accepted (a circuit breaker with
+     a cool-down, so a real gap does not freeze the feed forever). A timeout of 0 means
      only the owner can clear a breach, by `clear_breach`.
+     While the feed is invalid, `price_band` gives the range of prices it cannot rule out:
+     the last accepted price and the median of the fresh reports. The Exchange and the
+     Vault settle anything that lets value leave at the end of that band that is worse for
+     whoever acts (DESIGN §5b), unless the feed's `worse_price_when_invalid` is off.
 """
 
 from interfaces import IOracle
+import modules.ownable as ownable
+
+initializes: ownable
+exports: (ownable.owner, ownable.transfer_ownership)
 
 implements: IOracle
 
@@ -33,6 +45,7 @@ struct FeedConfig:
     max_deviation: uint256    # 1e18 == 100%; 0 disables the guard
     breach_timeout: uint256   # seconds a breach must persist before it is accepted; 0 = never
     observation_spacing: uint256  # minimum seconds between TWAP observations
+    worse_price_when_invalid: bool  # report the disputed band while invalid (a defence; True is safe)
 
 struct Report:
     price: uint256
@@ -45,13 +58,15 @@ struct FeedState:
     cumulative: uint256       # sum of price * seconds over accepted prices
     cumulative_at: uint256
     observation_index: uint256
+    reference: uint256        # the accepted price when the current block began
+    reference_block: uint256  # the block `reference` was taken in
+    breach_price: uint256     # the median the pending breach began (or restarted) at
 
 struct Observation:
     cumulative: uint256
     timestamp: uint256
 
 # ---------------------------------------------------------------- STORAGE
-owner: public(address)
 reporters: public(DynArray[address, MAX_REPORTERS])
 is_reporter: public(HashMap[address, bool])
 feeds: public(HashMap[uint256, FeedConfig])
@@ -90,15 +105,9 @@ event BreachCleared:
     asset: indexed(uint256)
     price: uint256
 
-event OwnershipTransferred:
-    previous_owner: indexed(address)
-    new_owner: indexed(address)
-
-
 @deploy
 def __init__():
-    self.owner = msg.sender
-    log OwnershipTransferred(previous_owner=empty(address), new_owner=msg.sender)
+    ownable.__init__()
 
 
 # ---------------------------------------------------------------- ADMIN
@@ -107,7 +116,7 @@ def set_reporter(reporter: address, enabled: bool):
     """
     @notice Add or remove a whitelisted reporter.
     """
-    self._only_owner()
+    ownable._check_owner()
     assert reporter != empty(address), "oracle: zero reporter"
     if enabled == self.is_reporter[reporter]:
         return
@@ -130,7 +139,7 @@ def set_feed(asset: uint256, config: FeedConfig):
     @notice Create or change the feed of `asset`.
     @param config See FeedConfig; max_deviation is 1e18 == 100%.
     """
-    self._only_owner()
+    ownable._check_owner()
     assert config.max_age > 0, "oracle: zero max_age"
     assert config.min_reporters > 0 and config.min_reporters <= MAX_REPORTERS, "oracle: bad min_reporters"
     assert max(config.max_age, max(config.breach_timeout, config.observation_spacing)) <= MAX_DURATION, "oracle: duration too long"
@@ -144,22 +153,14 @@ def clear_breach(asset: uint256):
     """
     @notice Accept the current median of a feed in breach (the owner's override).
     """
-    self._only_owner()
+    ownable._check_owner()
     assert self.feeds[asset].max_age > 0, "oracle: unknown asset"
     median: uint256 = 0
     count: uint256 = 0
     median, count = self._median(asset)
     assert count >= self.feeds[asset].min_reporters, "oracle: too few fresh reports"
-    self._accept(asset, median, count)
+    self._accept(asset, median, count, True)
     log BreachCleared(asset=asset, price=median)
-
-
-@external
-def transfer_ownership(new_owner: address):
-    self._only_owner()
-    assert new_owner != empty(address), "oracle: zero owner"
-    log OwnershipTransferred(previous_owner=self.owner, new_owner=new_owner)
-    self.owner = new_owner
 
 
 # ---------------------------------------------------------------- REPORTERS
@@ -175,23 +176,32 @@ def report(asset: uint256, price: uint256):
     self.reports[asset][msg.sender] = Report(price=price, timestamp=block.timestamp)
     log PriceReported(asset=asset, reporter=msg.sender, price=price)
 
+    s: FeedState = self.state[asset]
+    if s.reference_block != block.number:
+        # the first report of this block: the guard's reference is the price before it
+        s.reference = s.price
+        s.reference_block = block.number
+        self.state[asset].reference = s.price
+        self.state[asset].reference_block = block.number
     median: uint256 = 0
     count: uint256 = 0
     median, count = self._median(asset)
     if count < self.feeds[asset].min_reporters:
         return
-    last: uint256 = self.state[asset].price
+    reference: uint256 = s.reference
+    if reference == 0:
+        reference = s.price  # the feed's first block: the first accepted price
     limit: uint256 = self.feeds[asset].max_deviation
-    if last == 0 or limit == 0 or self._deviation(median, last) <= limit:
-        self._accept(asset, median, count)
+    if reference == 0 or limit == 0 or self._deviation(median, reference) <= limit:
+        self._accept(asset, median, count, False)
         return
-    # a breach: start (or continue) the cool-down
-    since: uint256 = self.state[asset].breach_since
-    if since == 0:
+    # a breach: start it, restart it at a new level, or accept a level that persisted
+    if s.breach_since == 0 or self._deviation(median, s.breach_price) > limit:
         self.state[asset].breach_since = block.timestamp
-        log DeviationBreach(asset=asset, median=median, last_price=last)
-    elif self.feeds[asset].breach_timeout > 0 and block.timestamp >= since + self.feeds[asset].breach_timeout:
-        self._accept(asset, median, count)
+        self.state[asset].breach_price = median
+        log DeviationBreach(asset=asset, median=median, last_price=reference)
+    elif self.feeds[asset].breach_timeout > 0 and block.timestamp >= s.breach_since + self.feeds[asset].breach_timeout:
+        self._accept(asset, median, count, True)
         log BreachCleared(asset=asset, price=median)
 
 
@@ -201,16 +211,40 @@ def report(asset: uint256, price: uint256):
 def latest(asset: uint256) -> (uint256, uint256, bool):
     """
     @notice The last accepted price and whether the feed is valid now.
-    @return (price 1e18, accepted at, valid)
+    @param asset The asset id.
+    @return (price 1e18 USD, accepted at (unix seconds), valid)
     """
-    s: FeedState = self.state[asset]
-    valid: bool = s.price > 0 and s.breach_since == 0 and block.timestamp <= s.updated_at + self.feeds[asset].max_age
-    if valid:
-        count: uint256 = 0
-        median: uint256 = 0
-        median, count = self._median(asset)
-        valid = count >= self.feeds[asset].min_reporters
-    return s.price, s.updated_at, valid
+    price: uint256 = 0
+    low: uint256 = 0
+    high: uint256 = 0
+    valid: bool = False
+    price, low, high, valid = self._band(asset)
+    return price, self.state[asset].updated_at, valid
+
+
+@view
+@external
+def price_band(asset: uint256) -> (uint256, uint256, uint256, bool):
+    """
+    @notice The last accepted price, the band of prices the feed cannot rule out, and
+            whether the feed is valid now. Valid: the band is the price itself. Invalid
+            (a breach pending, too few or stale reports): it spans the last accepted price
+            and the median of the fresh reports, if there are any.
+    @param asset The asset id.
+    @return (price, band low, band high, valid), prices 1e18 USD.
+    """
+    return self._band(asset)
+
+
+@view
+@external
+def twap_capacity(asset: uint256) -> uint256:
+    """
+    @notice The longest TWAP window the observation buffer can cover, seconds.
+    @param asset The asset id.
+    @return (observations kept - 1) * observation spacing.
+    """
+    return (OBSERVATIONS - 1) * self.feeds[asset].observation_spacing
 
 
 @view
@@ -253,11 +287,6 @@ def twap(asset: uint256, window: uint256) -> uint256:
 
 
 # ---------------------------------------------------------------- INTERNAL
-@internal
-def _only_owner():
-    assert msg.sender == self.owner, "oracle: caller is not the owner"
-
-
 @view
 @internal
 def _median(asset: uint256) -> (uint256, uint256):
@@ -284,6 +313,20 @@ def _median(asset: uint256) -> (uint256, uint256):
     return (prices[n // 2 - 1] + prices[n // 2]) // 2, n
 
 
+@view
+@internal
+def _band(asset: uint256) -> (uint256, uint256, uint256, bool):
+    s: FeedState = self.state[asset]
+    median: uint256 = 0
+    count: uint256 = 0
+    median, count = self._median(asset)
+    valid: bool = s.price > 0 and s.breach_since == 0 and block.timestamp <= s.updated_at + self.feeds[asset].max_age \
+        and count >= self.feeds[asset].min_reporters
+    if valid or count == 0 or not self.feeds[asset].worse_price_when_invalid:
+        return s.price, s.price, s.price, valid
+    return s.price, min(s.price, median), max(s.price, median), valid
+
+
 @pure
 @internal
 def _deviation(a: uint256, b: uint256) -> uint256:
@@ -292,14 +335,22 @@ def _deviation(a: uint256, b: uint256) -> uint256:
 
 
 @internal
-def _accept(asset: uint256, price: uint256, count: uint256):
+def _accept(asset: uint256, price: uint256, count: uint256, resets_reference: bool):
+    """
+    @notice Take `price` as the feed's price. A price accepted through the breach process
+            (or the owner's override) also becomes the guard's reference for the rest of
+            this block, so that the reports that follow are not breaches again.
+    """
     s: FeedState = self.state[asset]
+    if resets_reference:
+        s.reference = price
     if s.cumulative_at > 0:
         s.cumulative += s.price * (block.timestamp - s.cumulative_at)
     s.cumulative_at = block.timestamp
     s.price = price
     s.updated_at = block.timestamp
     s.breach_since = 0
+    s.breach_price = 0
     last: Observation = self.observations[asset][s.observation_index]
     if last.timestamp == 0 or block.timestamp >= last.timestamp + self.feeds[asset].observation_spacing:
         if last.timestamp != 0:

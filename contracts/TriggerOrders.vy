@@ -4,9 +4,12 @@
 @title TriggerOrders
 @license MIT
 @notice Stop-loss and take-profit orders stored on-chain. Any keeper may execute one once
-        the index price crosses its trigger, for the order's keeper fee, paid from the
-        owner's collateral. Orders are reduce-only: one that can no longer reduce a
-        position is cancelled with a reason instead of executed.
+        the index price crosses its trigger, for the order's keeper fee, paid out of the
+        owner's equity after the order's trade (no more than the equity left). Orders are
+        reduce-only: one that can no longer reduce a position is cancelled with a reason
+        instead of executed. Every order carries a limit price, and the Exchange fills a
+        triggered order no worse than it would have at the start of its block, so a keeper
+        cannot sandwich it.
 @dev A sell order (size < 0) closes a long: its stop-loss fires at index <= trigger, its
      take-profit at index >= trigger. A buy order closes a short, the other way round.
 """
@@ -84,6 +87,8 @@ def place(subaccount: uint256, market: uint256, size: int256, trigger_price: uin
     assert size >= -bounds.MAX_SIZE and size <= bounds.MAX_SIZE, "triggers: size too large"
     assert keeper_fee <= bounds.MAX_AMOUNT, "triggers: keeper fee too large"
     assert trigger_price > 0, "triggers: zero trigger price"
+    # a sell needs a floor above zero, a buy a ceiling below the maximum: no order without a limit
+    assert limit_price > 0 and limit_price < max_value(uint256), "triggers: no limit price"
     assert kind <= KIND_TAKE_PROFIT, "triggers: unknown kind"
     order_id: uint256 = self.order_count
     self.order_count = order_id + 1
@@ -126,17 +131,14 @@ def execute(order_id: uint256) -> bool:
     size: int256 = order.size
     if abs(size) > abs(position):
         size = -position
-    if (staticcall EXCHANGE.accounts(order.owner, order.subaccount)).collateral < convert(order.keeper_fee * staticcall EXCHANGE.PRECISION(), int256):
-        self._cancel(order_id, "collateral below keeper fee")
-        return False
 
     self.orders[order_id].active = False
-    # the fee first, while the collateral just checked is there: the trade may realise a loss
-    # that leaves less than the fee, and a stop-loss must still execute then
-    extcall EXCHANGE.charge_fee(order.owner, order.subaccount, msg.sender, order.keeper_fee)
+    # the trade first, then the fee out of the equity it leaves: a stop-loss executes even
+    # when its loss leaves less than the fee (the keeper then gets what is left)
     fill: uint256 = extcall EXCHANGE.trade_for(order.owner, order.subaccount, order.market, size, order.limit_price)
+    paid: uint256 = extcall EXCHANGE.charge_fee(order.owner, order.subaccount, msg.sender, order.keeper_fee)
     log OrderExecuted(order_id=order_id, keeper=msg.sender, size=size, fill_price=fill, index_price=index,
-                      keeper_fee=order.keeper_fee)
+                      keeper_fee=paid)
     return True
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sim.bounds import (
     MAX_DURATION,
+    MAX_BASE_UNITS,
     MAX_PARAM,
     MAX_PARAM_WAD,
     MAX_PRICE_USD,
@@ -37,6 +38,8 @@ from sim.units import USDC_DECIMALS, WAD, from_usdc, from_wad, to_usdc, to_wad
 FUNDING_MODELS = {"premium": 0, "velocity": 1}
 MARK_MODES = {"oracle": 0, "premium": 1, "median": 2}
 TRIGGER_KINDS = {"stop_loss": 0, "take_profit": 1}
+# The Exchange's Role flag (one bit per role); the owner's role moves with transfer_ownership.
+ROLES = {"guardian": 1, "oracle": 2, "trigger_orders": 4, "liquidator": 8}
 MAX_UINT = 2**256 - 1
 
 
@@ -54,7 +57,7 @@ class MarketConfig(BaseModel):
     insurance_fee_share: Number = Field(0.2, ge=0, le=1, description="share of the taker fee to the insurance fund")
     skew_scale: Number = Field(1_000_000.0, ge=MIN_FIXED_POINT, le=MAX_PARAM,
                                description="base units; premium = skew / skew_scale")
-    max_oi: Number = Field(1_000_000.0, ge=0, le=MAX_PARAM, description="open-interest cap per side, base units")
+    max_oi: Number = Field(1_000_000.0, ge=0, le=MAX_BASE_UNITS, description="open-interest cap per side, base units")
     funding_model: Literal["premium", "velocity"] = Field(
         "premium", description="premium (dYdX, Hyperliquid) or velocity (Synthetix)")
     max_funding_rate: Number = Field(0.1, ge=0, le=MAX_PARAM, description="per day; cap of the velocity model")
@@ -69,6 +72,11 @@ class MarketConfig(BaseModel):
     keeper_fee_share: Number = Field(0.5, ge=0, le=1, description="share of the liquidation fee to the keeper")
     min_position_notional: Number = Field(10.0, ge=0, le=MAX_USD, description="USD; liquidation closes all below it")
     liquidate_when_invalid: Flag = Field(True, description="keep liquidating on the last valid price")
+    min_keeper_fee: Number = Field(1.0, ge=0, le=MAX_PARAM,
+                                   description="USD; the insurance fund tops a keeper's fee up to it")
+    liquidation_limit_scalar: Number = Field(
+        1.0, ge=0, le=MAX_PARAM, description="per block, liquidations close at most this x 2 x taker_fee x "
+        "skew_scale base units (Synthetix), so trading around a liquidation cannot beat its fees; 0 = no limit")
 
     @model_validator(mode="after")
     def _margins_ordered(self) -> MarketConfig:
@@ -102,6 +110,8 @@ class MarketConfig(BaseModel):
             to_wad(self.keeper_fee_share),
             to_wad(self.min_position_notional),
             self.liquidate_when_invalid,
+            to_wad(self.min_keeper_fee),
+            to_wad(self.liquidation_limit_scalar),
         )
 
 
@@ -117,9 +127,13 @@ class OracleConfig(BaseModel):
     breach_timeout: Integer = Field(300, ge=0, le=MAX_DURATION,
                                     description="seconds a breach persists before it is accepted; 0 = never")
     observation_spacing: Integer = Field(60, ge=0, le=MAX_DURATION, description="seconds between TWAP observations")
+    worse_price_when_invalid: Flag = Field(
+        True, description="while a feed is invalid, value leaves at the worse end of the disputed band "
+        "(the last price and the fresh median); false: at the last accepted price")
 
     def feed_config(self) -> tuple:
-        return (self.max_age, self.min_reporters, to_wad(self.max_deviation), self.breach_timeout, self.observation_spacing)
+        return (self.max_age, self.min_reporters, to_wad(self.max_deviation), self.breach_timeout,
+                self.observation_spacing, self.worse_price_when_invalid)
 
 
 class ProtocolConfig(BaseModel):
@@ -134,6 +148,9 @@ class ProtocolConfig(BaseModel):
                                    description="Vault reserves / open-interest notional")
     insurance_fund: Number = Field(0.0, ge=0, le=MAX_USD, description="USD the fund starts with")
     vault_liquidity: Number = Field(0.0, ge=0, le=MAX_USD, description="USD a seed LP deposits at deployment")
+    nav_at_close_price: Flag = Field(
+        True, description="the Vault values the traders' book at what closing it pays, impact included; "
+        "false: at the index, so the impact traders paid counts as NAV at once")
 
     @model_validator(mode="after")
     def _unique_names(self) -> ProtocolConfig:
@@ -206,9 +223,11 @@ def deployment_plan(config: ProtocolConfig) -> list[DeployStep | CallStep]:
         DeployStep("TriggerOrders", (exchange,)),
         CallStep("Vault", "set_exchange", (exchange,)),
         CallStep("InsuranceFund", "set_exchange", (exchange,)),
-        CallStep("Exchange", "set_role", ("liquidator", ContractAddress("Liquidator"))),
-        CallStep("Exchange", "set_role", ("trigger_orders", ContractAddress("TriggerOrders"))),
+        CallStep("Exchange", "set_role", (ROLES["liquidator"], ContractAddress("Liquidator"))),
+        CallStep("Exchange", "set_role", (ROLES["trigger_orders"], ContractAddress("TriggerOrders"))),
     ]
+    if not config.nav_at_close_price:
+        steps.append(CallStep("Vault", "set_nav_at_close_price", (False,)))
     reporters = [reporter_role(i) for i in range(config.reporters)]
     steps += [CallStep("Oracle", "set_reporter", (RoleAddress(r), True)) for r in reporters]
     for asset_id, market in enumerate(config.markets):
@@ -500,15 +519,23 @@ class Protocol:
             "deleverage", bankrupt[0], bankrupt[1], target[0], target[1], self.market(market), size_wad, sender=keeper)
         return from_wad(receipt.return_value)
 
+    def discharge(self, keeper: str, owner: str, subaccount: int = 0) -> None:
+        """A bankrupt subaccount whose equity has recovered leaves bankruptcy."""
+        _non_negative(subaccount=subaccount)
+        self.liquidator.transact("discharge", owner, subaccount, sender=keeper)
+
     def place_trigger(self, account: str, market: str | int, size: float, trigger_price: float,
                       kind: Literal["stop_loss", "take_profit"] = "stop_loss", subaccount: int = 0,
-                      limit_price: float | None = None, keeper_fee: float = 1.0) -> int:
-        """Place a reduce-only stop-loss or take-profit; returns the order id."""
-        _non_negative(trigger_price=trigger_price, limit_price=limit_price, keeper_fee=keeper_fee, subaccount=subaccount)
+                      limit_price: float | None = None, keeper_fee: float = 1.0, slippage: float = 0.01) -> int:
+        """Place a reduce-only stop-loss or take-profit; returns the order id.
+
+        Every order has a limit: without `limit_price`, the trigger moved by `slippage`
+        against the order (a sell's floor below it, a buy's ceiling above)."""
+        _non_negative(trigger_price=trigger_price, limit_price=limit_price, keeper_fee=keeper_fee, subaccount=subaccount,
+                      slippage=slippage)
         if limit_price is None:
-            limit_wad = MAX_UINT if size > 0 else 0
-        else:
-            limit_wad = to_wad(limit_price)
+            limit_price = trigger_price * (1 + slippage if size > 0 else 1 - slippage)
+        limit_wad = to_wad(limit_price)
         receipt = self.trigger_orders.transact(
             "place", subaccount, self.market(market), to_wad(size), to_wad(trigger_price), limit_wad,
             TRIGGER_KINDS[kind], to_usdc(keeper_fee), sender=account, decode=False)
@@ -531,8 +558,13 @@ class Protocol:
         return from_wad(self.exchange.call("equity", account, subaccount))
 
     def margin_ratio(self, account: str, subaccount: int = 0) -> float:
-        r = self.exchange.call("margin_ratio", account, subaccount)
-        return float("inf") if r == MAX_UINT else from_wad(r)
+        """Equity over notional; inf with no position, 0 under water."""
+        h = self.health(account, subaccount)
+        return max(h.margin_ratio, 0.0)
+
+    def account_markets(self, account: str, subaccount: int = 0) -> list[int]:
+        """Ids of the markets a subaccount holds positions in."""
+        return list(self.exchange.call("accounts", account, subaccount)[1])
 
     def collateral(self, account: str, subaccount: int = 0) -> float:
         return from_wad(self.exchange.call("accounts", account, subaccount)[0])
@@ -581,7 +613,13 @@ class Protocol:
         return from_wad(self.market_state(market)["deficit"])
 
     def vault_nav(self) -> float:
+        """The Vault's NAV at the bid: what redemptions pay (USD)."""
         return from_wad(self.vault.call("nav"))
+
+    def vault_nav_bounds(self) -> tuple[float, float]:
+        """(bid, ask) NAV: redemptions pay the bid, deposits buy at the ask (USD)."""
+        bid, ask = self.vault.call("nav_bounds")
+        return from_wad(bid), from_wad(ask)
 
     def insurance_balance(self) -> float:
         return from_usdc(self.insurance_fund.call("token_balance"))

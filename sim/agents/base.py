@@ -365,7 +365,7 @@ class StepContext:
     def account_markets(self, owner: str, subaccount: int) -> list[str]:
         """Names of the markets a subaccount holds positions in, read once per phase."""
         def read() -> list[str]:
-            ids = self.protocol.exchange.call("account_markets", owner, subaccount)
+            ids = self.protocol.account_markets(owner, subaccount)
             return [self.markets[i] for i in ids]
         return self._memo(("account_markets", owner, subaccount), read)
 

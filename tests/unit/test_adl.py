@@ -41,16 +41,21 @@ def _bankrupt(protocol: Protocol, alice: str, keeper: str):
 
 
 def test_bankruptcy_records_deficit(crashed: Protocol, alice, keeper):
-    """Insurance paid plus recorded deficit equals the negative equity closed (DESIGN §5.6)."""
+    """Insurance paid plus recorded deficit equals the negative equity the close would leave
+    (DESIGN §5.6): equity at mark plus what the close's fill (its SIP-279 impact: the Vault is
+    short-skewed, so selling fills below index) realises against mark."""
     protocol = crashed
     equity = protocol.exchange.call("health", alice, 0)[0]
+    fill = protocol.exchange.call("fill_price", 0, -40 * WAD)
+    equity_at_fill = equity + 40 * (fill - 1500 * WAD)
+    assert equity_at_fill < equity < 0
     fund_before = protocol.usdc.call("balanceOf", protocol.insurance_fund.address)
     assert -equity > fund_before * PRECISION
     receipt = _bankrupt(protocol, alice, keeper)
     bad = [e for e in receipt.events if e.name == "BadDebt"][0].args
     assert bad["insurance_paid"] == fund_before * PRECISION  # the fund gave all it had
     assert bad["insurance_paid"] + bad["deficit"] == bad["amount"]
-    assert 0 <= bad["amount"] - (-equity) < PRECISION  # the shortfall, rounded up to a token unit
+    assert 0 <= bad["amount"] - (-equity_at_fill) < PRECISION  # the shortfall, rounded up to a token unit
     assert protocol.insurance_balance() == 0
     assert protocol.exchange.call("market_states", 0)[8] == bad["deficit"]
     acct = protocol.exchange.call("accounts", alice, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.protocol import Protocol
+from sim.protocol import ROLES, Protocol
 from sim.units import WAD, to_wad
 from tests.utils.asserts import reverts
 from tests.utils.constants import LN2, PRECISION, USDC
@@ -75,12 +75,12 @@ def test_open_increase_reduce_flip_close(protocol: Protocol, fund, alice, set_pr
     assert trade.args["realized_pnl"] == -225 * WAD // 10
     pos = protocol.position(alice, "ETH")
     assert pos.size == -10 and pos.entry_price == pytest.approx(2000.5)
-    assert list(protocol.exchange.call("account_markets", alice, 0)) == [0]
+    assert protocol.account_markets(alice) == [0]
 
     # close: buy 10 from skew -10: premiums -0.001 and 0, fill = 1999; realised 10 * (2000.5 - 1999) = 15
     assert protocol.close_position(alice, "ETH") == 1999.0
     assert protocol.position(alice, "ETH").size == 0
-    assert list(protocol.exchange.call("account_markets", alice, 0)) == []
+    assert protocol.account_markets(alice) == []
     assert protocol.open_interest("ETH") == (0.0, 0.0)
 
 
@@ -147,7 +147,7 @@ def test_isolated_subaccount_holds_one_position(protocol: Protocol, fund, alice)
     fund(alice, 20_000)
     protocol.trade(alice, "ETH", 1)
     protocol.trade(alice, "BTC", 0.1)
-    assert list(protocol.exchange.call("account_markets", alice, 0)) == [0, 1]
+    assert protocol.account_markets(alice) == [0, 1]
 
 
 def test_cross_margin_sums_positions(protocol: Protocol, fund, alice, set_price):
@@ -207,13 +207,16 @@ def test_invalid_feed_blocks_new_risk_not_reductions(protocol: Protocol, fund, a
 
 
 def test_mark_modes(protocol: Protocol, fund, alice, owner, chain, set_price):
-    """oracle: mark = index. premium: index * (1 + skew / skew_scale) = 2000 * 1.001 = 2002 at
-    skew 10. median: middle of index, index * (1 + premium EMA) and the oracle TWAP."""
+    """oracle: mark = index. premium: index * (1 + skew / skew_scale), with the skew as it
+    stood when the block began: 2000 in the trade's block, 2000 * 1.001 = 2002 at skew 10 from
+    the next. median: middle of index, index * (1 + premium EMA) and the oracle TWAP."""
     fund(alice, 50_000)
     protocol.trade(alice, "ETH", 10)
     assert protocol.mark_price("ETH") == 2000.0
     eth = protocol.config.markets[0]
     protocol.set_market_params(eth.model_copy(update={"mark_mode": "premium"}))
+    assert protocol.exchange.call("mark_price", 0) == 2000 * WAD  # no trade moves it inside its block
+    chain.mine(1)
     assert protocol.exchange.call("mark_price", 0) == 2002 * WAD
 
     protocol.set_market_params(eth.model_copy(update={"mark_mode": "median"}))
@@ -240,12 +243,12 @@ def test_mark_modes(protocol: Protocol, fund, alice, owner, chain, set_price):
 
 def test_admin_is_owner_only(protocol: Protocol, bob):
     eth = protocol.config.markets[0]
-    with reverts("exchange: caller is not the owner"):
+    with reverts("ownable: caller is not the owner"):
         protocol.exchange.transact("add_market", eth.exchange_params(0), sender=bob)
-    with reverts("exchange: caller is not the owner"):
+    with reverts("ownable: caller is not the owner"):
         protocol.exchange.transact("set_market_params", 0, eth.exchange_params(0), sender=bob)
-    with reverts("exchange: caller is not the owner"):
-        protocol.exchange.transact("set_role", "guardian", bob, sender=bob)
+    with reverts("ownable: caller is not the owner"):
+        protocol.exchange.transact("set_role", ROLES["guardian"], bob, sender=bob)
 
 
 def test_bad_market_params_rejected(protocol: Protocol, owner):
@@ -262,18 +265,19 @@ def test_bad_market_params_rejected(protocol: Protocol, owner):
     bad[10] = 3
     with reverts("exchange: unknown mark mode"):
         protocol.exchange.transact("add_market", tuple(bad), sender=owner)
-    with reverts("exchange: unknown role"):
-        protocol.exchange.transact("set_role", "king", owner, sender=owner)
+    for not_one_role in (0, ROLES["guardian"] | ROLES["oracle"]):
+        with reverts("exchange: unknown role"):
+            protocol.exchange.transact("set_role", not_one_role, owner, sender=owner)
 
 
 def test_hooks_are_restricted(protocol: Protocol, alice):
     ex = protocol.exchange
     with reverts("exchange: caller is not the liquidator"):
-        ex.transact("liquidation_fill", alice, 0, 0, to_wad(1), 2000 * WAD, alice, 0, 0, sender=alice)
+        ex.transact("liquidation_fill", alice, 0, 0, to_wad(1), 2000 * WAD, alice, 0, 0, 0, sender=alice)
     with reverts("exchange: caller is not the liquidator"):
         ex.transact("declare_bankrupt", alice, 0, 0, 1, sender=alice)
     with reverts("exchange: caller is not the liquidator"):
-        ex.transact("settle_funding", alice, 0, 0, sender=alice)
+        ex.transact("discharge", alice, 0, 0, sender=alice)
     with reverts("exchange: caller is not the liquidator"):
         ex.transact("deleverage_fill", alice, 0, alice, 1, 0, 1, 1, 0, sender=alice)
     with reverts("exchange: caller is not trigger orders"):

@@ -11,6 +11,7 @@ import pytest
 
 from sim.protocol import Protocol
 from sim.units import WAD, to_wad
+from tests.utils import invariants
 from tests.utils.constants import DAY, EIGHT_HOURS
 
 
@@ -120,6 +121,6 @@ def test_funding_is_zero_sum_between_traders_and_vault(protocol: Protocol, fund,
     assert abs(owed_alice * 5 + owed_bob * 15) <= 15 + 5
     # the Vault's side is what the traders owe in net: -(owed_alice + owed_bob) = -(skew * per-ETH),
     # and it is counted in traders_pnl, the Vault's liability, to a wei per position
-    traders_pnl = ex.call("traders_pnl")
+    traders_pnl = invariants.traders_pnl(protocol)
     per_position = sum(ex.call("position_pnl", a, 0, 0) for a in (alice, bob))
     assert abs(traders_pnl - per_position) <= 2 * 2

@@ -42,4 +42,4 @@ def test_invariants_after_mixed_sequence(protocol: Protocol, fund, alice, bob, c
             protocol.close_position(o, m, s)
     check()
     assert protocol.open_interest("ETH") == (0.0, 0.0)
-    assert protocol.exchange.call("traders_pnl") == 0
+    assert invariants.traders_pnl(protocol) == 0

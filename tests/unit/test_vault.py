@@ -7,6 +7,7 @@ import pytest
 
 from sim.protocol import Protocol
 from sim.units import WAD, to_usdc
+from tests.utils import invariants
 from tests.utils.asserts import reverts
 
 
@@ -24,20 +25,36 @@ def test_shares_at_nav(protocol: Protocol, lp, carol):
 
 
 def test_nav_moves_against_traders_pnl(protocol: Protocol, fund, alice, lp, set_price):
-    """NAV = balance - traders' unrealised PnL at mark (+ funding they owe): alice's paper profit
-    is the LPs' paper loss, and a later LP buys in at the lower NAV."""
+    """NAV = balance + what the Exchange owes - the traders' book valued at what closing it
+    would pay them (impact included), net of funding: alice's paper profit is the LPs' paper
+    loss, and a later LP buys in at the lower NAV. Cross-checked against a Python model of
+    the same formula, to the wei."""
     fund(alice, 20_000)
     protocol.trade(alice, "ETH", 10)
     nav_before = protocol.vault_nav()
-    traders_before = protocol.exchange.call("traders_pnl")
+    assert protocol.vault.call("nav") == invariants.vault_nav_model(protocol)
     set_price("ETH", 2200)
-    traders_after = protocol.exchange.call("traders_pnl")
-    assert traders_after - traders_before == pytest.approx(10 * 200 * WAD, rel=1e-12)
-    assert protocol.vault.call("nav") == protocol.usdc.call("balanceOf", protocol.vault.address) * 10**12 - traders_after
-    assert protocol.vault_nav() == pytest.approx(nav_before - 2_000)
+    assert protocol.vault.call("nav") == invariants.vault_nav_model(protocol)
+    # closing 10 ETH at skew 10 pays 2200 * (1 + 5 / 10,000) = 2201.1 a unit: 200 * 10 more
+    # than at 2000, and the premium on it (10 * 200 * 0.0005 = 1)
+    assert protocol.vault_nav() == pytest.approx(nav_before - 2_001, abs=0.01)
     protocol.mint(lp, 10_000)
     shares = protocol.lp_deposit(lp, 10_000)
     assert shares > 10_000  # the LP buys in below 1 USD per share
+
+
+def test_a_trade_at_a_constant_price_leaves_nav_alone(protocol: Protocol, fund, alice, bob):
+    """The Vault values positions at their closing fill, so the price impact a trade pays
+    is not NAV until the trade closes: at a constant price, trades move NAV only by the
+    Vault's share of the fees (F1 of the review, where NAV jumped by the impact)."""
+    fund(alice, 500_000)
+    fund(bob, 500_000)
+    nav = protocol.vault_nav()
+    fees = 0.0
+    for who, size in ((alice, 400), (bob, -150), (alice, -100), (bob, 300)):
+        fill = protocol.trade(who, "ETH", size)
+        fees += abs(size) * fill * 0.0005 * (1 - 0.2)  # taker fee less the fund's share
+    assert protocol.vault_nav() == pytest.approx(nav + fees, abs=0.05)
 
 
 def test_reserve_factor_blocks_withdrawal(protocol: Protocol, fund, alice, owner):
@@ -60,9 +77,9 @@ def test_vault_reverts(protocol: Protocol, lp, bob):
         protocol.vault.transact("withdraw", 1, sender=lp)
     with reverts("vault: caller is not the exchange"):
         protocol.vault.transact("pay", bob, 1, sender=bob)
-    with reverts("vault: caller is not the owner"):
+    with reverts("ownable: caller is not the owner"):
         protocol.vault.transact("set_reserve_factor", 0, sender=bob)
-    with reverts("vault: caller is not the owner"):
+    with reverts("ownable: caller is not the owner"):
         protocol.vault.transact("set_exchange", bob, sender=bob)
     with reverts("vault: exchange already set"):
         protocol.vault.transact("set_exchange", bob, sender=protocol.deployer)
@@ -76,7 +93,7 @@ def test_insurance_fund(protocol: Protocol, bob):
         f.transact("fund", 0, sender=bob)
     with reverts("insurance: exchange already set"):
         f.transact("set_exchange", bob, sender=protocol.deployer)
-    with reverts("insurance: caller is not the owner"):
+    with reverts("ownable: caller is not the owner"):
         f.transact("set_exchange", bob, sender=bob)
     before = protocol.insurance_balance()
     protocol.mint(bob, 500)

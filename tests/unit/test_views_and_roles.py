@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.protocol import Protocol
+from sim.protocol import ROLES, Protocol
 from sim.units import WAD, to_wad
 from tests.utils.asserts import reverts
 from tests.utils.constants import MAX_UINT
@@ -45,26 +45,27 @@ def test_liquidation_price_cross_margin(protocol: Protocol, fund, alice, set_pri
 
 def test_margin_ratio_and_equity(protocol: Protocol, fund, alice, set_price):
     fund(alice, 10_000)
-    assert protocol.exchange.call("margin_ratio", alice, 0) == MAX_UINT  # no position
+    assert protocol.margin_ratio(alice) == float("inf")  # no position
     protocol.trade(alice, "ETH", 10)
     e, im, mm, n = protocol.exchange.call("health", alice, 0)
     assert protocol.exchange.call("equity", alice, 0) == e
-    assert protocol.exchange.call("margin_ratio", alice, 0) == e * WAD // n
+    assert protocol.margin_ratio(alice) == pytest.approx(e / n)
     set_price("ETH", 900)  # under water
     assert protocol.exchange.call("equity", alice, 0) < 0
-    assert protocol.exchange.call("margin_ratio", alice, 0) == 0
+    assert protocol.margin_ratio(alice) == 0
 
 
 def test_roles(protocol: Protocol, owner, bob, carol, alice, fund):
     ex = protocol.exchange
     with reverts("exchange: zero address"):
-        ex.transact("set_role", "guardian", "0x" + "00" * 20, sender=owner)
-    receipt = ex.transact("set_role", "guardian", bob, sender=owner)
+        ex.transact("set_role", ROLES["guardian"], "0x" + "00" * 20, sender=owner)
+    receipt = ex.transact("set_role", ROLES["guardian"], bob, sender=owner)
     assert receipt.events[0].name == "RoleSet" and receipt.events[0].args["account"] == bob
     protocol.set_market_status("ETH", False, True, sender=bob)  # the new guardian may
-    ex.transact("set_role", "owner", carol, sender=owner)
-    with reverts("exchange: caller is not the owner"):
-        ex.transact("set_role", "guardian", owner, sender=owner)
+    receipt = ex.transact("transfer_ownership", carol, sender=owner)
+    assert receipt.events[0].name == "OwnershipTransferred" and receipt.events[0].args["new_owner"] == carol
+    with reverts("ownable: caller is not the owner"):
+        ex.transact("set_role", ROLES["guardian"], owner, sender=owner)
     assert ex.call("owner") == carol
     with reverts("exchange: caller is not the guardian"):
         protocol.set_market_status("ETH", False, False, sender=alice)
@@ -89,27 +90,31 @@ def test_market_limits(protocol: Protocol, owner):
         ex.transact("add_market", tuple(params), sender=owner)
 
 
-def test_liquidator_and_oracle_ownership(protocol: Protocol, owner, bob):
-    for contract, prefix in ((protocol.liquidator, "liquidator"), (protocol.oracle, "oracle")):
-        with reverts(f"{prefix}: caller is not the owner"):
+def test_every_owned_contract_transfers_ownership_alike(protocol: Protocol, owner, bob):
+    """One ownable module (contracts/modules/ownable.vy) in every owned contract: the same
+    reasons, and an OwnershipTransferred event for every change."""
+    for contract in (protocol.exchange, protocol.liquidator, protocol.oracle, protocol.vault, protocol.insurance_fund):
+        with reverts("ownable: caller is not the owner"):
             contract.transact("transfer_ownership", bob, sender=bob)
-        with reverts(f"{prefix}: zero owner"):
+        with reverts("ownable: new owner is the zero address"):
             contract.transact("transfer_ownership", "0x" + "00" * 20, sender=owner)
-        contract.transact("transfer_ownership", bob, sender=owner)
+        receipt = contract.transact("transfer_ownership", bob, sender=owner)
+        [ev] = [e for e in receipt.events if e.name == "OwnershipTransferred"]
+        assert (ev.args["previous_owner"], ev.args["new_owner"]) == (owner, bob)
         assert contract.call("owner") == bob
     with reverts("liquidator: unknown market"):
-        protocol.liquidator.transact("set_params", 9, (0, 0, 0, True), sender=bob)
+        protocol.liquidator.transact("set_params", 9, (0, 0, 0, True, 0, 0), sender=bob)
     with reverts("liquidator: fee too high"):
-        protocol.liquidator.transact("set_params", 0, (WAD, 0, 0, True), sender=bob)
+        protocol.liquidator.transact("set_params", 0, (WAD, 0, 0, True, 0, 0), sender=bob)
     with reverts("liquidator: share above 100%"):
-        protocol.liquidator.transact("set_params", 0, (0, WAD + 1, 0, True), sender=bob)
+        protocol.liquidator.transact("set_params", 0, (0, WAD + 1, 0, True, 0, 0), sender=bob)
 
 
-def test_charge_fee_needs_collateral(protocol: Protocol, fund, alice, owner, bob):
-    """The TriggerOrders hook never takes a fee the collateral cannot pay."""
-    protocol.exchange.transact("set_role", "trigger_orders", bob, sender=owner)
+def test_charge_fee_takes_no_more_than_the_equity(protocol: Protocol, fund, alice, owner, bob):
+    """The TriggerOrders hook takes a keeper fee out of equity, never more than there is."""
+    protocol.exchange.transact("set_role", ROLES["trigger_orders"], bob, sender=owner)
     fund(alice, 10)
-    with reverts("exchange: fee exceeds collateral"):
-        protocol.exchange.transact("charge_fee", alice, 0, bob, 10_000_001, sender=bob)
-    protocol.exchange.transact("charge_fee", alice, 0, bob, 10_000_000, sender=bob)
+    receipt = protocol.exchange.transact("charge_fee", alice, 0, bob, 10_000_001, sender=bob)
+    assert receipt.return_value == 10_000_000  # all there is
     assert protocol.collateral(alice) == 0
+    assert protocol.exchange.transact("charge_fee", alice, 0, bob, 1, sender=bob).return_value == 0

@@ -16,15 +16,19 @@ Subaccount = tuple[str, int]
 
 
 def token_conservation(protocol: Protocol, subaccounts: Iterable[Subaccount], holders: Iterable[str] = ()) -> None:
-    """§5.1: the Exchange holds exactly the positive collateral its books say, the negative
-    collateral is exactly what it says the Vault is owed (`vault_receivable`), the Vault and
-    the fund hold their own balances by construction, and no token is created or lost."""
+    """§5.1: the Exchange holds exactly the positive collateral its books say, less the profit
+    the Vault has not paid yet (`vault_debt`); the negative collateral is exactly what it says
+    the Vault is owed (`vault_receivable`); the Vault and the fund hold their own balances by
+    construction, and no token is created or lost."""
     ex = protocol.exchange
     collateral = [ex.call("accounts", o, s)[0] for o, s in set(subaccounts)]
     positive = sum(c for c in collateral if c > 0)
     negative = -sum(c for c in collateral if c < 0)
     held = protocol.usdc.call("balanceOf", ex.address) * PRECISION
-    assert held == positive, f"exchange holds {held}, positive collateral is {positive} (diff {held - positive})"
+    debt = ex.call("vault_debt")
+    assert held == positive - debt, (
+        f"exchange holds {held}, positive collateral {positive} less the Vault's debt {debt} is "
+        f"{positive - debt} (diff {held - positive + debt})")
     receivable = ex.call("vault_receivable")
     assert receivable == negative, f"vault_receivable {receivable} != negative collateral {negative}"
     holders = set(holders) | {ex.address, protocol.vault.address, protocol.insurance_fund.address}
@@ -33,18 +37,68 @@ def token_conservation(protocol: Protocol, subaccounts: Iterable[Subaccount], ho
     assert total == supply, f"balances {total} != supply {supply}: tokens created or lost"
 
 
+def traders_pnl(protocol: Protocol) -> int:
+    """The traders' net unrealised PnL at mark, net of funding, from each market's aggregates
+    (skew, cost sum, funding-entry sum), USD 1e18: what the Vault would pay if every position
+    closed at mark. The funding index is brought up to now in a snapshot that is rolled back,
+    so reading it changes nothing."""
+    ex = protocol.exchange
+    snap = protocol.chain.snapshot()
+    try:
+        total = 0
+        for m in range(ex.call("market_count")):
+            ex.transact("accrue", m, sender=protocol.deployer)
+            state = ex.call("market_states", m)
+            skew = state[0] - state[1]
+            mark = ex.call("mark_price", m)
+            total += _mul_down(skew, mark) - state[2] - _mul_down(skew, state[4]) + state[3]
+        return total
+    finally:
+        protocol.chain.revert(snap)
+
+
+def _mul_down(a: int, b: int) -> int:
+    return (a * b) // 10**18
+
+
+def vault_nav_model(protocol: Protocol) -> int:
+    """The Vault's NAV (contracts/Vault.vy) rebuilt from views, for feeds that are valid and
+    no bankrupt position: balance + receivable - debt - for each market, the close value
+    skew * price * (1 + skew / (2 skew_scale)) less the cost sum and the funding owed."""
+    ex = protocol.exchange
+    snap = protocol.chain.snapshot()
+    try:
+        nav = protocol.usdc.call("balanceOf", protocol.vault.address) * PRECISION
+        nav += ex.call("vault_receivable") - ex.call("vault_debt")
+        for m in range(ex.call("market_count")):
+            ex.transact("accrue", m, sender=protocol.deployer)
+            state = ex.call("market_states", m)
+            skew_scale = ex.call("markets", m)[5]
+            skew = state[0] - state[1]
+            price, valid = ex.call("index_price", m)
+            assert valid, "the model covers valid feeds only"
+            value = _mul_down(skew, price)
+            half_premium = abs(skew) * 10**18 // (2 * skew_scale)
+            closing = value + abs(value) * half_premium // 10**18
+            nav -= closing - state[2] - _mul_down(skew, state[4]) + state[3]
+        return nav
+    finally:
+        protocol.chain.revert(snap)
+
+
 def zero_sum(protocol: Protocol, subaccounts: Iterable[Subaccount]) -> None:
     """§5.2: traders' unrealised PnL and funding, summed position by position, equal the
-    Vault's liability (`traders_pnl`), within a few wei per position."""
+    Vault's liability computed from the markets' aggregates (`traders_pnl`), within a few wei
+    per position."""
     ex = protocol.exchange
     n_markets = ex.call("market_count")
     per_position = 0
     positions = 0
     for o, s in set(subaccounts):
-        for m in ex.call("account_markets", o, s):
+        for m in protocol.account_markets(o, s):
             per_position += ex.call("position_pnl", o, s, m)
             positions += 1
-    aggregate = ex.call("traders_pnl")
+    aggregate = traders_pnl(protocol)
     bound = 4 * positions + 4 * n_markets
     assert abs(aggregate - per_position) <= bound, (
         f"traders_pnl {aggregate} vs sum of positions {per_position}: off by {aggregate - per_position} > {bound}")
@@ -68,16 +122,19 @@ def open_interest(protocol: Protocol, subaccounts: Iterable[Subaccount]) -> None
 
 
 def bad_debt_accounting(protocol: Protocol, events) -> None:
-    """§5.6: for every bad debt, insurance paid plus recorded deficit equals the negative equity
-    closed; each market's deficit equals what was recorded minus what ADL covered."""
+    """§5.6: for every bad debt, insurance paid plus recorded deficit plus what the Vault wrote
+    off equals the negative equity closed; each market's deficit equals what bankruptcies
+    recorded minus what ADL covered and what recovered bankrupts took with them."""
     recorded: dict[int, int] = {}
     for ev in events:
         if ev.name == "BadDebt":
             a = ev.args
-            assert a["insurance_paid"] + a["deficit"] == a["amount"], f"BadDebt does not add up: {a}"
+            assert a["insurance_paid"] + a["deficit"] + a["written_off"] == a["amount"], f"BadDebt does not add up: {a}"
             recorded[a["market"]] = recorded.get(a["market"], 0) + a["deficit"]
         elif ev.name == "Deleverage":
             recorded[ev.args["market"]] = recorded.get(ev.args["market"], 0) - ev.args["deficit_covered"]
+        elif ev.name == "Discharge":
+            recorded[ev.args["market"]] = recorded.get(ev.args["market"], 0) - ev.args["deficit"]
     ex = protocol.exchange
     for m in range(ex.call("market_count")):
         assert ex.call("market_states", m)[8] == recorded.get(m, 0), f"market {m}: deficit off the events"
