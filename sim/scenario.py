@@ -55,6 +55,7 @@ from sim.bounds import (
     MAX_LOG_MOVE_PER_STEP,
     MAX_DURATION,
     MAX_MARKETS,
+    MAX_PARAM,
     MAX_PRICE_USD,
     MAX_RATIO,
     MAX_REPORTERS,
@@ -364,10 +365,24 @@ class Defences(BaseModel):
     liquidate_when_invalid: Flag | None = Field(None, description="every market's liquidate_when_invalid")
     allow_unrealized_withdrawal: Flag | None = Field(None, description="every market's allow_unrealized_withdrawal")
     mark_mode: Literal["oracle", "premium", "median"] | None = Field(None, description="every market's mark_mode")
+    liquidation_limit_scalar: Number | None = Field(
+        None, ge=0, le=MAX_PARAM, description="every market's liquidation_limit_scalar (Synthetix's per-block "
+        "liquidation limit, against sandwiched liquidations); 0: off")
+    min_keeper_fee: Number | None = Field(
+        None, ge=0, le=MAX_PARAM, description="every market's min_keeper_fee: USD the fund tops a keeper's fee up to")
+    worse_price_when_invalid: Flag | None = Field(
+        None, description="oracle.worse_price_when_invalid: value leaves at the worse end of a disputed price; "
+        "false: at the last accepted price (the free option)")
+    nav_at_close_price: Flag | None = Field(
+        None, description="the Vault values the book at its closing fill (price impact out of NAV); "
+        "false: at the index (an LP can take the impact back)")
 
     ORACLE_FIELDS: ClassVar[dict[str, str]] = {"deviation_guard": "max_deviation", "breach_timeout": "breach_timeout",
-                                              "min_reporters": "min_reporters"}
-    MARKET_FIELDS: ClassVar[tuple[str, ...]] = ("liquidate_when_invalid", "allow_unrealized_withdrawal", "mark_mode")
+                                              "min_reporters": "min_reporters",
+                                              "worse_price_when_invalid": "worse_price_when_invalid"}
+    MARKET_FIELDS: ClassVar[tuple[str, ...]] = ("liquidate_when_invalid", "allow_unrealized_withdrawal", "mark_mode",
+                                                "liquidation_limit_scalar", "min_keeper_fee")
+    PROTOCOL_FIELDS: ClassVar[tuple[str, ...]] = ("nav_at_close_price",)
 
     def oracle_changes(self) -> dict[str, Any]:
         return {target: getattr(self, name) for name, target in self.ORACLE_FIELDS.items()
@@ -375,6 +390,9 @@ class Defences(BaseModel):
 
     def market_changes(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.MARKET_FIELDS if getattr(self, name) is not None}
+
+    def protocol_changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.PROTOCOL_FIELDS if getattr(self, name) is not None}
 
 
 _PROTOCOL = ProtocolConfig.model_fields
@@ -444,7 +462,7 @@ class Scenario(BaseModel):
         return ProtocolConfig(
             markets=markets, oracle=OracleConfig(**oracle.model_dump()), reporters=self.reporter_count,
             reserve_factor=self.reserve_factor, insurance_fund=self.insurance_fund,
-            vault_liquidity=self.vault_liquidity,
+            vault_liquidity=self.vault_liquidity, **self.defences.protocol_changes(),
         )
 
     def with_overrides(self, *, seed: int | None = None, steps: int | None = None) -> Scenario:

@@ -123,9 +123,10 @@ def test_reserve_factor_mirror() -> None:
 
 AT_THE_BOUNDS = MarketConfig(
     name="MAX", initial_price=bounds.MAX_PRICE_USD, imf=1.0, mmf=0.999999, taker_fee=0.999999,
-    insurance_fee_share=1.0, skew_scale=bounds.MAX_PARAM, max_oi=bounds.MAX_PARAM, max_funding_rate=bounds.MAX_PARAM,
+    insurance_fee_share=1.0, skew_scale=bounds.MAX_PARAM, max_oi=bounds.MAX_BASE_UNITS, max_funding_rate=bounds.MAX_PARAM,
     max_funding_velocity=bounds.MAX_PARAM, premium_half_life=2**63 - 1, twap_window=bounds.MAX_DURATION,
     liquidation_fee=0.999999, keeper_fee_share=1.0, min_position_notional=bounds.MAX_USD,
+    min_keeper_fee=bounds.MAX_PARAM, liquidation_limit_scalar=bounds.MAX_PARAM,
 )
 AT_THE_LOWER_BOUNDS = MarketConfig(
     name="MIN", initial_price=bounds.MIN_FIXED_POINT, imf=2 * bounds.MIN_FIXED_POINT, mmf=bounds.MIN_FIXED_POINT,
@@ -158,6 +159,9 @@ def beyond(config: BaseModel, **changes: Any) -> Any:
     ("taker_fee", 1.0, "exchange: fee too high"),
     ("insurance_fee_share", 1.000001, "exchange: share above 100%"),
     ("skew_scale", bounds.MAX_PARAM * 1.000001, "exchange: parameter too large"),
+    ("max_oi", bounds.MAX_BASE_UNITS * 1.000001, "exchange: parameter too large"),
+    ("min_keeper_fee", bounds.MAX_PARAM * 1.000001, "liquidator: parameter too large"),
+    ("liquidation_limit_scalar", bounds.MAX_PARAM * 1.000001, "liquidator: parameter too large"),
     ("max_funding_rate", bounds.MAX_PARAM * 1.000001, "exchange: parameter too large"),
     ("max_funding_velocity", bounds.MAX_PARAM * 1.000001, "exchange: parameter too large"),
     ("premium_half_life", bounds.MAX_PARAM_WAD + 1, "exchange: parameter too large"),
