@@ -8,7 +8,7 @@
 @dev Stateless. Prices, sizes and rates are 1e18 fixed point; funding rates are per day.
 """
 
-import modules.fixed_math as fm
+from . import fixed_math as fm
 
 IWAD: constant(int256) = 10**18
 DAY: constant(int256) = 86400
