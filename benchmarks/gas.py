@@ -10,8 +10,11 @@ from sim.chain import make_chain
 from sim.protocol import MarketConfig, Protocol, ProtocolConfig
 from sim.units import to_usdc, to_wad
 
+# ETH's liquidation limit is raised (from 10 to 1,000 ETH a block at this skew scale) so that
+# each liquidation below closes what it would without one, while still paying for the limit's
+# bookkeeping.
 MARKETS = (
-    MarketConfig(name="ETH", initial_price=2000.0, skew_scale=10_000.0),
+    MarketConfig(name="ETH", initial_price=2000.0, skew_scale=10_000.0, liquidation_limit_scalar=100.0),
     MarketConfig(name="BTC", initial_price=30_000.0, skew_scale=1_000.0),
     MarketConfig(name="SOL", initial_price=100.0, skew_scale=100_000.0),
     MarketConfig(name="ARB", initial_price=1.0, skew_scale=10_000_000.0),

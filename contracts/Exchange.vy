@@ -885,8 +885,10 @@ def _trade(owner: address, subaccount: uint256, market: uint256, size_delta: int
         cap: uint256 = self.markets[market].max_oi
         assert self.market_states[market].oi_long <= cap and self.market_states[market].oi_short <= cap, "exchange: open interest cap"
         # the Vault's free tokens must cover reserve_factor of all open interest (GMX v2)
-        reserve: uint256 = staticcall IReserve(VAULT.address).reserve_factor() * self._open_interest_notional() // WAD
-        assert (staticcall VAULT.token_balance()) * PRECISION >= reserve + self.vault_debt, "exchange: vault reserve exceeded"
+        reserve_factor: uint256 = staticcall IReserve(VAULT.address).reserve_factor()
+        if reserve_factor > 0:
+            reserve: uint256 = reserve_factor * self._open_interest_notional() // WAD
+            assert (staticcall VAULT.token_balance()) * PRECISION >= reserve + self.vault_debt, "exchange: vault reserve exceeded"
     h: Health = self._health(owner, subaccount, True)
     if adds_risk:
         assert h.equity >= convert(h.initial_margin, int256), "exchange: below initial margin"

@@ -24,8 +24,9 @@
           recovered. The Vault reads the bankrupt positions' books (`bankrupt_books`) so that
           its NAV never counts a loss their collateral cannot pay.
         - `deleverage`: while a bankrupt position is under water, anyone may close it against
-          a profitable opposite position, both at the bankruptcy price, no more than the
-          target's equity can take: ADL never leaves its target under water.
+          a profitable opposite position, both at the bankruptcy price, no more than leaves the
+          target at or above maintenance margin: ADL never makes its target liquidatable, let
+          alone leaves it under water.
 @dev Liquidation parameters live here, per market, not in the Exchange's MarketParams.
 """
 
@@ -223,8 +224,8 @@ def deleverage(bankrupt_owner: address, bankrupt_subaccount: uint256, target_own
     """
     @notice Close up to `size` base units of a bankrupt position that is still under water
             against a profitable opposite position, both at the bankruptcy price, covering
-            the deficit pro rata. No more than the target's equity can take: closing at the
-            bankruptcy price rather than mark costs the target the difference.
+            the deficit pro rata. No more than leaves the target at or above maintenance margin:
+            closing at the bankruptcy price rather than mark costs the target the difference.
     @param bankrupt_owner The bankrupt subaccount's owner.
     @param bankrupt_subaccount The bankrupt subaccount.
     @param target_owner The target's owner.
@@ -252,13 +253,16 @@ def deleverage(bankrupt_owner: address, bankrupt_subaccount: uint256, target_own
     bankrupt_size: uint256 = convert(abs(bpos.size), uint256)
     amount: uint256 = min(size, min(bankrupt_size, convert(abs(tpos.size), uint256)))
     assert amount > 0, "liquidator: zero size"
-    # every unit costs the target |price - mark| against its mark value (two token units of
-    # the equity are kept back for the fills' rounding)
+    # Every unit closes the target `adverse` worse than mark, and frees mmf * mark of its
+    # maintenance margin: no more is closed than leaves the target at or above maintenance
+    # margin (two token units kept back for the fills' rounding), so ADL never makes its
+    # target liquidatable, let alone leaves it under water.
     adverse: uint256 = max(price, mark) - min(price, mark)
-    if adverse > 0:
-        margin: int256 = (staticcall EXCHANGE.health(target_owner, target_subaccount)).equity \
-            - 2 * convert(staticcall EXCHANGE.PRECISION(), int256)
-        amount = min(amount, convert(max(margin, 0), uint256) * WAD // adverse)
+    freed: uint256 = mark * (staticcall EXCHANGE.markets(market)).mmf // WAD
+    if adverse > freed:
+        h: IExchangeCore.Health = staticcall EXCHANGE.health(target_owner, target_subaccount)
+        room: int256 = h.equity - convert(h.maintenance_margin, int256) - 2 * convert(staticcall EXCHANGE.PRECISION(), int256)
+        amount = min(amount, convert(max(room, 0), uint256) * WAD // (adverse - freed))
     assert amount > 0, "liquidator: target equity too low"
 
     covered: uint256 = acct.deficit

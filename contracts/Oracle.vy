@@ -316,15 +316,17 @@ def _median(asset: uint256) -> (uint256, uint256):
 @view
 @internal
 def _band(asset: uint256) -> (uint256, uint256, uint256, bool):
-    s: FeedState = self.state[asset]
+    # field by field: the Exchange reads this on every trade, and the state has nine slots
+    price: uint256 = self.state[asset].price
     median: uint256 = 0
     count: uint256 = 0
     median, count = self._median(asset)
-    valid: bool = s.price > 0 and s.breach_since == 0 and block.timestamp <= s.updated_at + self.feeds[asset].max_age \
+    valid: bool = price > 0 and self.state[asset].breach_since == 0 \
+        and block.timestamp <= self.state[asset].updated_at + self.feeds[asset].max_age \
         and count >= self.feeds[asset].min_reporters
     if valid or count == 0 or not self.feeds[asset].worse_price_when_invalid:
-        return s.price, s.price, s.price, valid
-    return s.price, min(s.price, median), max(s.price, median), valid
+        return price, price, price, valid
+    return price, min(price, median), max(price, median), valid
 
 
 @pure

@@ -23,7 +23,7 @@ from sim.report.run import Shock
 from sim.scenario import load_scenario
 from tests.sim.scripted_session import CRASH_STEP, KEEPER_STEP, STEPS, run_session
 
-CRASH_STEPS = 162  # flash-crash gaps at step 150; liquidations, bankruptcies and ADL follow by step 158
+CRASH_STEPS = 180  # flash-crash gaps at step 150; liquidations, bankruptcies and ADL (capped by its targets' margin) follow by step 178
 
 
 @pytest.fixture(scope="module")
