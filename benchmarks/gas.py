@@ -10,7 +10,7 @@ from sim.chain import make_chain
 from sim.protocol import MarketConfig, Protocol, ProtocolConfig
 from sim.units import to_usdc, to_wad
 
-# ETH's liquidation limit is raised (from 10 to 1,000 ETH a block at this skew scale) so that
+# ETH's liquidation limit is raised (from 5 to 500 ETH a block at this skew scale) so that
 # each liquidation below closes what it would without one, while still paying for the limit's
 # bookkeeping.
 MARKETS = (

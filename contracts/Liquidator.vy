@@ -14,10 +14,13 @@
           than `min_position_notional` would remain. The fee (a share of the notional
           closed) goes to the keeper and the InsuranceFund; the fund tops the keeper's share
           up to `min_keeper_fee`, so liquidating an account under water still pays.
-        - A liquidation limit (Synthetix): per block, a market closes at most
-          `liquidation_limit_scalar * 2 * taker_fee * skew_scale` base units by liquidation,
-          so a keeper who trades around a liquidation cannot earn more from the skew it
-          moves than the round trip's fees.
+        - A liquidation limit (after Synthetix's): per block, a market closes at most
+          `liquidation_limit_scalar * taker_fee * skew_scale` base units by liquidation. A
+          keeper who sells Q before a long's liquidation of q and buys back after earns
+          Q * q / skew_scale of the index from the skew the liquidation moved, and pays a
+          taker fee on both legs; Synthetix bounds q by (maker + taker fee) * skew_scale, but
+          the keeper's own push lowers its fills and so its fees, so here the bound is one
+          fee: the sandwich cannot pay while premiums stay within +-50%.
         - Bad debt: when the last position closes under water, the InsuranceFund pays. If
           it cannot pay all, the position stays open, the rest is the market's deficit, and
           the subaccount is bankrupt until `deleverage` closes it or `discharge` finds it has
@@ -51,7 +54,7 @@ struct LiquidationParams:
     min_position_notional: uint256    # USD 1e18; close all if less would remain
     liquidate_when_invalid: bool      # keep liquidating on the last valid price while the feed is invalid
     min_keeper_fee: uint256           # USD 1e18; the fund tops the keeper's share up to it
-    liquidation_limit_scalar: uint256  # 1e18; per-block limit = scalar * 2 * taker_fee * skew_scale; 0: none
+    liquidation_limit_scalar: uint256  # 1e18; per-block limit = scalar * taker_fee * skew_scale; 0: none
 
 struct BankruptBook:
     size: int256           # sum of the bankrupt positions' sizes, base units 1e18
@@ -204,14 +207,17 @@ def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: ui
 
     fee: uint256 = (close * mark // WAD * lp.liquidation_fee + WAD * precision - 1) // (WAD * precision)
     if not last:
-        cap: uint256 = convert(max(room, 0), uint256) // precision
+        # none from an account under water: its fee would be paid by whoever covers its debt
+        cap: uint256 = convert(max(room, 0), uint256) // precision if h.equity > 0 else 0
         fee = min(fee, cap - min(cap, 1))
     keeper_fee: uint256 = fee * lp.keeper_fee_share // WAD
     paid_keeper: uint256 = 0
     paid_insurance: uint256 = 0
+    # the fund tops the keeper up to the minimum once per position, when it closes: never
+    # per chunk, or a keeper could farm the fund with tiny liquidations
+    minimum: uint256 = lp.min_keeper_fee // precision if close == size else 0
     paid_keeper, paid_insurance = extcall EXCHANGE.liquidation_fill(
-        owner, subaccount, market, delta, price, msg.sender, keeper_fee, fee - keeper_fee,
-        lp.min_keeper_fee // precision)
+        owner, subaccount, market, delta, price, msg.sender, keeper_fee, fee - keeper_fee, minimum)
     log Liquidation(owner=owner, subaccount=subaccount, market=market, keeper=msg.sender, size=delta,
                     price=price, keeper_fee=paid_keeper, insurance_fee=paid_insurance,
                     remaining_equity=(staticcall EXCHANGE.health(owner, subaccount)).equity)
@@ -386,7 +392,7 @@ def _capacity(market: uint256, lp: LiquidationParams) -> uint256:
     if lp.liquidation_limit_scalar == 0:
         return max_value(uint256)
     p: IExchangeCore.MarketParams = staticcall EXCHANGE.markets(market)
-    limit: uint256 = lp.liquidation_limit_scalar * 2 * p.taker_fee // WAD * p.skew_scale // WAD
+    limit: uint256 = lp.liquidation_limit_scalar * p.taker_fee // WAD * p.skew_scale // WAD
     if limit == 0:
         return max_value(uint256)
     used: uint256 = 0

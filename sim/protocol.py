@@ -75,7 +75,7 @@ class MarketConfig(BaseModel):
     min_keeper_fee: Number = Field(1.0, ge=0, le=MAX_PARAM,
                                    description="USD; the insurance fund tops a keeper's fee up to it")
     liquidation_limit_scalar: Number = Field(
-        1.0, ge=0, le=MAX_PARAM, description="per block, liquidations close at most this x 2 x taker_fee x "
+        1.0, ge=0, le=MAX_PARAM, description="per block, liquidations close at most this x taker_fee x "
         "skew_scale base units (Synthetix), so trading around a liquidation cannot beat its fees; 0 = no limit")
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from sim.protocol import MarketConfig, Protocol, ProtocolConfig
 
 # A market with visible price impact (skew_scale 10,000 ETH) and round numbers, so that
 # hand-worked examples stay short; BTC is the second market for cross-margin tests. The
-# liquidation limit is off here (with this skew scale it would allow 10 ETH a block):
+# liquidation limit is off here (with this skew scale it would allow 5 ETH a block):
 # tests/unit/test_liquidation.py tests it on its own.
 ETH = MarketConfig(name="ETH", initial_price=2000.0, skew_scale=10_000.0, max_oi=500.0, taker_fee=0.0005,
                    insurance_fee_share=0.2, min_position_notional=10.0, liquidation_limit_scalar=0.0)

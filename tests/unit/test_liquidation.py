@@ -181,12 +181,12 @@ def test_bad_debt_paid_in_full_by_insurance(protocol: Protocol, fund, alice, kee
 
 
 def test_liquidation_limit_per_block(chain, protocol: Protocol, fund, alice, bob, keeper, set_price):
-    """Synthetix's liquidation limit: per block a market closes at most scalar x 2 x taker_fee
-    x skew_scale base units by liquidation (here 1 x 2 x 0.05% x 10,000 = 10 ETH), so a keeper
+    """The liquidation limit (after Synthetix's): per block a market closes at most scalar x
+    taker_fee x skew_scale base units by liquidation (here 2 x 0.05% x 10,000 = 10 ETH), so a keeper
     trading around a liquidation cannot earn more from the skew it moves than the fees of its
     round trip. The rest waits for the next block."""
     eth = protocol.config.markets[0]
-    protocol.set_market_params(eth.model_copy(update={"liquidation_limit_scalar": 1.0}))
+    protocol.set_market_params(eth.model_copy(update={"liquidation_limit_scalar": 2.0}))
     fund(alice, 10_000)
     fund(bob, 10_000)
     protocol.trade(alice, "ETH", 45)
