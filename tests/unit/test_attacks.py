@@ -18,8 +18,12 @@ from sim.protocol import MarketConfig, OracleConfig, Protocol, ProtocolConfig
 from sim.units import WAD, from_usdc, from_wad
 from tests.utils.asserts import reverts
 
-ETH = MarketConfig(name="ETH", initial_price=2000.0, skew_scale=10_000.0, max_oi=1_000_000.0, taker_fee=0.0005)
-BTC = MarketConfig(name="BTC", initial_price=30_000.0, skew_scale=100_000.0, max_oi=1_000.0, taker_fee=0.0005)
+# The liquidation limit is off in these markets: each test closes a whole position in one
+# liquidation; tests/unit/test_liquidation.py covers the limit.
+ETH = MarketConfig(name="ETH", initial_price=2000.0, skew_scale=10_000.0, max_oi=1_000_000.0, taker_fee=0.0005,
+                   liquidation_limit_scalar=0.0)
+BTC = MarketConfig(name="BTC", initial_price=30_000.0, skew_scale=100_000.0, max_oi=1_000.0, taker_fee=0.0005,
+                   liquidation_limit_scalar=0.0)
 
 
 @pytest.fixture(scope="module")

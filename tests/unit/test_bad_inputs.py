@@ -25,7 +25,7 @@ import pytest
 
 import sim.protocol
 from sim.chain import Chain, Reverted, compile_contract, compile_project, deploy, make_chain
-from sim.protocol import MarketConfig, Protocol, ProtocolConfig
+from sim.protocol import ROLES, MarketConfig, Protocol, ProtocolConfig
 from sim.units import WAD, to_usdc, to_wad
 from tests.unit.conftest import CONFIG
 from tests.utils import invariants
@@ -165,12 +165,18 @@ def add_markets(n: int) -> Callable[[Ctx], None]:
     return prepare
 
 
-def _feed(max_age=120, min_reporters=1, max_deviation=0, breach_timeout=300, spacing=60) -> tuple:
-    return (max_age, min_reporters, max_deviation, breach_timeout, spacing)
+def _feed(max_age=120, min_reporters=1, max_deviation=0, breach_timeout=300, spacing=60, band=True) -> tuple:
+    return (max_age, min_reporters, max_deviation, breach_timeout, spacing, band)
 
 
-def _liq(fee=to_wad(0.025), share=to_wad(0.5), min_notional=to_wad(10), when_invalid=True) -> tuple:
-    return (fee, share, min_notional, when_invalid)
+def _liq(fee=to_wad(0.025), share=to_wad(0.5), min_notional=to_wad(10), when_invalid=True, min_keeper_fee=WAD,
+         limit_scalar=WAD) -> tuple:
+    return (fee, share, min_notional, when_invalid, min_keeper_fee, limit_scalar)
+
+
+def _bankrupt_alice(c: Ctx) -> None:
+    c.crash_alice()
+    c.protocol.liquidate(c.keeper, c.alice, "ETH")
 
 
 # ---------------------------------------------------------------- the catalogue
@@ -180,7 +186,7 @@ ONE = 10**6  # one token (6 decimals)
 CASES: list[Case] = [
     # -- Exchange: the owner's functions
     Case("add_market wrong caller", EX, "add_market",
-         with_ctx(EX, "add_market", lambda c: (c.eth_params(),), sender="stranger"), "exchange: caller is not the owner"),
+         with_ctx(EX, "add_market", lambda c: (c.eth_params(),), sender="stranger"), "ownable: caller is not the owner"),
     Case("add_market zeros", EX, "add_market", tx(EX, "add_market", (0,) * 13 + (False,), sender="owner"),
          "exchange: bad margin fractions"),
     Case("add_market max values", EX, "add_market", tx(EX, "add_market", (MAX_UINT,) * 13 + (True,), sender="owner"),
@@ -204,9 +210,15 @@ CASES: list[Case] = [
            with_ctx(EX, "add_market", lambda c, f=field: (c.eth_params(**{f: MAX_UINT}),), sender="owner"),
            "exchange: parameter too large")
       for field in ("skew_scale", "max_funding_rate", "max_funding_velocity", "premium_half_life")],
-    Case("add_market max open interest and window", EX, "add_market",
-         with_ctx(EX, "add_market", lambda c: (c.eth_params(max_oi=MAX_UINT, twap_window=MAX_UINT),), sender="owner"),
-         NOOP, note="no cap and a TWAP over every observation kept: valid settings that overflow nothing"),
+    Case("add_market max open interest", EX, "add_market",
+         with_ctx(EX, "add_market", lambda c: (c.eth_params(max_oi=MAX_UINT),), sender="owner"),
+         "exchange: parameter too large"),
+    Case("add_market median mark with a TWAP window beyond the oracle's buffer", EX, "add_market",
+         with_ctx(EX, "add_market", lambda c: (c.eth_params(mark_mode=2, twap_window=32 * 60),), sender="owner"),
+         "exchange: twap window too long"),
+    Case("add_market max TWAP window, oracle mark", EX, "add_market",
+         with_ctx(EX, "add_market", lambda c: (c.eth_params(twap_window=MAX_UINT),), sender="owner"),
+         NOOP, note="an oracle mark reads no TWAP: the window is unused"),
     Case("add_market on an asset without a feed", EX, "add_market",
          with_ctx(EX, "add_market", lambda c: (c.eth_params(asset=MAX_UINT),), sender="owner"), NOOP,
          note="listed, but its feed is invalid, so nothing can add risk in it (test_market_without_feed_is_reduce_only)"),
@@ -215,7 +227,7 @@ CASES: list[Case] = [
          prepare=add_markets(14)),
     Case("set_market_params wrong caller", EX, "set_market_params",
          with_ctx(EX, "set_market_params", lambda c: (0, c.eth_params()), sender="stranger"),
-         "exchange: caller is not the owner"),
+         "ownable: caller is not the owner"),
     Case("set_market_params unknown market", EX, "set_market_params",
          with_ctx(EX, "set_market_params", lambda c: (UNKNOWN, c.eth_params()), sender="owner"), "exchange: unknown market"),
     Case("set_market_params max market id", EX, "set_market_params",
@@ -230,14 +242,19 @@ CASES: list[Case] = [
          "exchange: caller is not the guardian"),
     Case("set_market_status unknown market", EX, "set_market_status",
          tx(EX, "set_market_status", UNKNOWN, True, True, sender="owner"), "exchange: unknown market"),
-    Case("set_role wrong caller", EX, "set_role", with_ctx(EX, "set_role", lambda c: ("owner", c.alice)),
-         "exchange: caller is not the owner"),
-    Case("set_role zero address", EX, "set_role", tx(EX, "set_role", "guardian", "0x" + "00" * 20, sender="owner"),
-         "exchange: zero address"),
-    Case("set_role unknown role", EX, "set_role", with_ctx(EX, "set_role", lambda c: ("admin", c.alice), sender="owner"),
+    Case("set_role wrong caller", EX, "set_role", with_ctx(EX, "set_role", lambda c: (ROLES["guardian"], c.alice)),
+         "ownable: caller is not the owner"),
+    Case("set_role zero address", EX, "set_role",
+         tx(EX, "set_role", ROLES["guardian"], "0x" + "00" * 20, sender="owner"), "exchange: zero address"),
+    Case("set_role no role", EX, "set_role", with_ctx(EX, "set_role", lambda c: (0, c.alice), sender="owner"),
          "exchange: unknown role"),
-    Case("set_role empty role", EX, "set_role", with_ctx(EX, "set_role", lambda c: ("", c.alice), sender="owner"),
+    Case("set_role two roles at once", EX, "set_role",
+         with_ctx(EX, "set_role", lambda c: (ROLES["guardian"] | ROLES["oracle"], c.alice), sender="owner"),
          "exchange: unknown role"),
+    Case("transfer_ownership (exchange) wrong caller", EX, "transfer_ownership",
+         with_ctx(EX, "transfer_ownership", lambda c: (c.stranger,), sender="stranger"), "ownable: caller is not the owner"),
+    Case("transfer_ownership (exchange) zero", EX, "transfer_ownership",
+         tx(EX, "transfer_ownership", "0x" + "00" * 20, sender="owner"), "ownable: new owner is the zero address"),
     # -- Exchange: accounts
     Case("set_isolated with a position", EX, "set_isolated", tx(EX, "set_isolated", 0, True),
          "exchange: close positions first"),
@@ -283,13 +300,14 @@ CASES: list[Case] = [
     Case("accrue max market id", EX, "accrue", tx(EX, "accrue", MAX_UINT), "exchange: unknown market"),
     # -- Exchange: the Liquidator's hooks
     Case("liquidation_fill wrong caller", EX, "liquidation_fill",
-         with_ctx(EX, "liquidation_fill", lambda c: (c.alice, 0, 0, -WAD, 1, c.stranger, ONE, ONE), sender="stranger"),
+         with_ctx(EX, "liquidation_fill", lambda c: (c.alice, 0, 0, -WAD, 1, c.stranger, ONE, ONE, ONE),
+                  sender="stranger"),
          "exchange: caller is not the liquidator"),
     Case("declare_bankrupt wrong caller", EX, "declare_bankrupt",
          with_ctx(EX, "declare_bankrupt", lambda c: (c.alice, 0, 0, ONE), sender="stranger"),
          "exchange: caller is not the liquidator"),
-    Case("settle_funding wrong caller", EX, "settle_funding",
-         with_ctx(EX, "settle_funding", lambda c: (c.alice, 0, 0), sender="stranger"),
+    Case("discharge (exchange) wrong caller", EX, "discharge",
+         with_ctx(EX, "discharge", lambda c: (c.alice, 0, 0), sender="stranger"),
          "exchange: caller is not the liquidator"),
     Case("deleverage_fill wrong caller", EX, "deleverage_fill",
          with_ctx(EX, "deleverage_fill", lambda c: (c.alice, 0, c.bob, 0, 0, -WAD, 1, 0), sender="stranger"),
@@ -305,32 +323,42 @@ CASES: list[Case] = [
     *[Case(f"{fn} unknown subaccount", EX, fn, with_ctx(EX, fn, lambda c: (c.stranger, MAX_UINT), is_view=True), NOOP,
            note=f"an unused subaccount reads as empty: {note}", returns=value)
       for fn, value, note in (("health", (0, 0, 0, 0), "no equity, margin or notional"), ("equity", 0, "0"),
-                              ("margin_ratio", MAX_UINT, "no position: the maximum"),
-                              ("account_markets", (), "no market"),
                               ("accounts", (0, (), False, False, 0), "no collateral, markets or flags"))],
     Case("markets unknown market", EX, "markets", view(EX, "markets", UNKNOWN), NOOP, note="a storage getter: zeros",
          returns=(0,) * 13 + (False,)),
     Case("market_states unknown market", EX, "market_states", view(EX, "market_states", UNKNOWN), NOOP,
-         note="a storage getter: zeros", returns=(0,) * 9 + (False, False)),
+         note="a storage getter: zeros", returns=(0,) * 9 + (False, False, 0, 0)),
     Case("positions unknown market", EX, "positions", with_ctx(EX, "positions", lambda c: (c.alice, 0, UNKNOWN),
                                                                 is_view=True), NOOP, note="a storage getter: zeros",
          returns=(0, 0, 0)),
     # -- Liquidator
     Case("set_params wrong caller", LQ, "set_params", tx(LQ, "set_params", 0, _liq(), sender="stranger"),
-         "liquidator: caller is not the owner"),
+         "ownable: caller is not the owner"),
     Case("set_params unknown market", LQ, "set_params", tx(LQ, "set_params", UNKNOWN, _liq(), sender="owner"),
          "liquidator: unknown market"),
     Case("set_params fee 100%", LQ, "set_params", tx(LQ, "set_params", 0, _liq(fee=WAD), sender="owner"),
          "liquidator: fee too high"),
-    Case("set_params max values", LQ, "set_params", tx(LQ, "set_params", 0, _liq(MAX_UINT, MAX_UINT, MAX_UINT),
+    Case("set_params max values", LQ, "set_params", tx(LQ, "set_params", 0, _liq(MAX_UINT, MAX_UINT, MAX_UINT, True,
+                                                                                 MAX_UINT, MAX_UINT),
                                                        sender="owner"), "liquidator: fee too high"),
+    *[Case(f"set_params max {name}", LQ, "set_params", tx(LQ, "set_params", 0, _liq(**{name: MAX_UINT}), sender="owner"),
+           "liquidator: parameter too large") for name in ("min_keeper_fee", "limit_scalar")],
     Case("set_params keeper share above 100%", LQ, "set_params",
          tx(LQ, "set_params", 0, _liq(share=WAD + 1), sender="owner"), "liquidator: share above 100%"),
     Case("transfer_ownership wrong caller", LQ, "transfer_ownership",
          with_ctx(LQ, "transfer_ownership", lambda c: (c.stranger,), sender="stranger"),
-         "liquidator: caller is not the owner"),
+         "ownable: caller is not the owner"),
     Case("transfer_ownership zero", LQ, "transfer_ownership",
-         tx(LQ, "transfer_ownership", "0x" + "00" * 20, sender="owner"), "liquidator: zero owner"),
+         tx(LQ, "transfer_ownership", "0x" + "00" * 20, sender="owner"), "ownable: new owner is the zero address"),
+    Case("discharge a solvent subaccount", LQ, "discharge",
+         with_ctx(LQ, "discharge", lambda c: (c.alice, 0), sender="keeper"), "liquidator: not bankrupt"),
+    Case("discharge a bankrupt still under water", LQ, "discharge",
+         with_ctx(LQ, "discharge", lambda c: (c.alice, 0), sender="keeper"), "liquidator: still under water",
+         prepare=_bankrupt_alice),
+    Case("bankrupt_books unknown market", LQ, "bankrupt_books", view(LQ, "bankrupt_books", UNKNOWN, True), NOOP,
+         note="a storage getter: zeros", returns=(0, 0, 0, 0)),
+    Case("windows unknown market", LQ, "windows", view(LQ, "windows", UNKNOWN), NOOP,
+         note="a storage getter: zeros", returns=(0, 0)),
     Case("liquidate unknown market", LQ, "liquidate",
          with_ctx(LQ, "liquidate", lambda c: (c.alice, 0, UNKNOWN, MAX_UINT), sender="keeper"), "exchange: unknown market"),
     Case("liquidate unknown subaccount", LQ, "liquidate",
@@ -366,14 +394,18 @@ CASES: list[Case] = [
          with_ctx(LQ, "is_liquidatable", lambda c: (c.stranger, MAX_UINT), is_view=True), NOOP, note="False",
          returns=False),
     Case("params unknown market", LQ, "params", view(LQ, "params", UNKNOWN), NOOP, note="a storage getter: zeros",
-         returns=(0, 0, 0, False)),
+         returns=(0, 0, 0, False, 0, 0)),
     # -- TriggerOrders
     Case("place unknown market", TR, "place", tx(TR, "place", 0, UNKNOWN, -WAD, WAD, 0, 0, 0), "triggers: unknown market"),
     Case("place zero size", TR, "place", tx(TR, "place", 0, 0, 0, WAD, 0, 0, 0), "triggers: zero size"),
     Case("place max size", TR, "place", tx(TR, "place", 0, 0, MAX_INT, WAD, MAX_UINT, 0, 0), "triggers: size too large"),
     Case("place min size", TR, "place", tx(TR, "place", 0, 0, MIN_INT, WAD, 0, 0, 0), "triggers: size too large"),
     Case("place zero trigger price", TR, "place", tx(TR, "place", 0, 0, -WAD, 0, 0, 0, 0), "triggers: zero trigger price"),
-    Case("place unknown kind", TR, "place", tx(TR, "place", 0, 0, -WAD, WAD, 0, 2, 0), "triggers: unknown kind"),
+    Case("place unknown kind", TR, "place", tx(TR, "place", 0, 0, -WAD, WAD, 1, 2, 0), "triggers: unknown kind"),
+    Case("place a sell without a limit", TR, "place", tx(TR, "place", 0, 0, -WAD, WAD, 0, 0, 0),
+         "triggers: no limit price"),
+    Case("place a buy without a limit", TR, "place", tx(TR, "place", 0, 0, WAD, WAD, MAX_UINT, 0, 0),
+         "triggers: no limit price"),
     Case("place max keeper fee", TR, "place", tx(TR, "place", 0, 0, -WAD, WAD, 0, 0, MAX_UINT),
          "triggers: keeper fee too large"),
     Case("place on an unknown subaccount, executed", TR, "place",
@@ -392,7 +424,7 @@ CASES: list[Case] = [
          returns=(ZERO_ADDRESS,) + (0,) * 7 + (False,)),
     # -- Oracle
     Case("set_reporter wrong caller", OR, "set_reporter",
-         with_ctx(OR, "set_reporter", lambda c: (c.stranger, True), sender="stranger"), "oracle: caller is not the owner"),
+         with_ctx(OR, "set_reporter", lambda c: (c.stranger, True), sender="stranger"), "ownable: caller is not the owner"),
     Case("set_reporter zero", OR, "set_reporter", tx(OR, "set_reporter", "0x" + "00" * 20, True, sender="owner"),
          "oracle: zero reporter"),
     Case("set_reporter a 17th", OR, "set_reporter",
@@ -403,8 +435,9 @@ CASES: list[Case] = [
     Case("set_reporter remove an unknown reporter", OR, "set_reporter",
          with_ctx(OR, "set_reporter", lambda c: (c.stranger, False), sender="owner"), NOOP, note="nothing to remove"),
     Case("set_feed wrong caller", OR, "set_feed", tx(OR, "set_feed", 0, _feed(), sender="stranger"),
-         "oracle: caller is not the owner"),
-    Case("set_feed zeros", OR, "set_feed", tx(OR, "set_feed", 0, (0, 0, 0, 0, 0), sender="owner"), "oracle: zero max_age"),
+         "ownable: caller is not the owner"),
+    Case("set_feed zeros", OR, "set_feed", tx(OR, "set_feed", 0, (0, 0, 0, 0, 0, False), sender="owner"),
+         "oracle: zero max_age"),
     Case("set_feed zero min_reporters", OR, "set_feed", tx(OR, "set_feed", 0, _feed(min_reporters=0), sender="owner"),
          "oracle: bad min_reporters"),
     Case("set_feed 17 min_reporters", OR, "set_feed", tx(OR, "set_feed", 0, _feed(min_reporters=17), sender="owner"),
@@ -412,15 +445,15 @@ CASES: list[Case] = [
     *[Case(f"set_feed max {name}", OR, "set_feed", tx(OR, "set_feed", 0, _feed(**{name: MAX_UINT}), sender="owner"),
            "oracle: duration too long") for name in ("max_age", "breach_timeout", "spacing")],
     Case("clear_breach wrong caller", OR, "clear_breach", tx(OR, "clear_breach", 0, sender="stranger"),
-         "oracle: caller is not the owner"),
+         "ownable: caller is not the owner"),
     Case("clear_breach unknown asset", OR, "clear_breach", tx(OR, "clear_breach", UNKNOWN, sender="owner"),
          "oracle: unknown asset"),
     Case("clear_breach without fresh reports", OR, "clear_breach", tx(OR, "clear_breach", 0, sender="owner"),
          "oracle: too few fresh reports", prepare=lambda c: c.chain.mine(3_600)),
     Case("transfer_ownership (oracle) wrong caller", OR, "transfer_ownership",
-         with_ctx(OR, "transfer_ownership", lambda c: (c.stranger,), sender="stranger"), "oracle: caller is not the owner"),
+         with_ctx(OR, "transfer_ownership", lambda c: (c.stranger,), sender="stranger"), "ownable: caller is not the owner"),
     Case("transfer_ownership (oracle) zero", OR, "transfer_ownership",
-         tx(OR, "transfer_ownership", "0x" + "00" * 20, sender="owner"), "oracle: zero owner"),
+         tx(OR, "transfer_ownership", "0x" + "00" * 20, sender="owner"), "ownable: new owner is the zero address"),
     Case("report not a reporter", OR, "report", tx(OR, "report", 0, WAD, sender="stranger"), "oracle: not a reporter"),
     Case("report unknown asset", OR, "report", lambda c: c.protocol.oracle.transact(
         "report", UNKNOWN, WAD, sender=c.protocol.reporters[0]), "oracle: unknown asset"),
@@ -430,8 +463,9 @@ CASES: list[Case] = [
         "report", 0, MAX_UINT, sender=c.protocol.reporters[0]), "oracle: price too large"),
     *[Case(f"{fn} unknown asset", OR, fn, view(OR, fn, *args), NOOP, note="no price: zeros, invalid", returns=value)
       for fn, args, value in (("latest", (UNKNOWN,), (0, 0, False)), ("median", (UNKNOWN,), (0, 0)),
-                              ("twap", (UNKNOWN, 600), 0), ("feeds", (UNKNOWN,), (0,) * 5),
-                              ("state", (UNKNOWN,), (0,) * 6), ("observations", (UNKNOWN, 0), (0, 0)))],
+                              ("price_band", (UNKNOWN,), (0, 0, 0, False)), ("twap_capacity", (UNKNOWN,), 0),
+                              ("twap", (UNKNOWN, 600), 0), ("feeds", (UNKNOWN,), (0,) * 5 + (False,)),
+                              ("state", (UNKNOWN,), (0,) * 9), ("observations", (UNKNOWN, 0), (0, 0)))],
     Case("twap max window", OR, "twap", view(OR, "twap", 0, MAX_UINT), NOOP,
          note="the average since the oldest observation kept: 100 s at 2,000, then 100 s at 2,100",
          prepare=lambda c: (c.chain.mine(100), c.protocol.report_all("ETH", 2_100), c.chain.mine(100)),
@@ -444,11 +478,17 @@ CASES: list[Case] = [
          NOOP, note="a storage getter: zeros", returns=(0, 0)),
     # -- Vault
     Case("set_exchange (vault) wrong caller", VA, "set_exchange",
-         with_ctx(VA, "set_exchange", lambda c: (c.stranger,), sender="stranger"), "vault: caller is not the owner"),
+         with_ctx(VA, "set_exchange", lambda c: (c.stranger,), sender="stranger"), "ownable: caller is not the owner"),
     Case("set_exchange (vault) again", VA, "set_exchange",
          with_ctx(VA, "set_exchange", lambda c: (c.stranger,), sender="owner"), "vault: exchange already set"),
     Case("set_reserve_factor wrong caller", VA, "set_reserve_factor", tx(VA, "set_reserve_factor", 0, sender="stranger"),
-         "vault: caller is not the owner"),
+         "ownable: caller is not the owner"),
+    Case("set_nav_at_close_price wrong caller", VA, "set_nav_at_close_price",
+         tx(VA, "set_nav_at_close_price", False, sender="stranger"), "ownable: caller is not the owner"),
+    Case("transfer_ownership (vault) wrong caller", VA, "transfer_ownership",
+         with_ctx(VA, "transfer_ownership", lambda c: (c.stranger,), sender="stranger"), "ownable: caller is not the owner"),
+    Case("transfer_ownership (vault) zero", VA, "transfer_ownership",
+         tx(VA, "transfer_ownership", "0x" + "00" * 20, sender="owner"), "ownable: new owner is the zero address"),
     Case("set_reserve_factor max", VA, "set_reserve_factor", tx(VA, "set_reserve_factor", MAX_UINT, sender="owner"),
          "vault: reserve factor too high"),
     Case("deposit (vault) zero", VA, "deposit", tx(VA, "deposit", 0, sender="lp"), "vault: zero amount"),
@@ -459,13 +499,19 @@ CASES: list[Case] = [
     Case("withdraw (vault) max", VA, "withdraw", tx(VA, "withdraw", MAX_UINT, sender="lp"), "vault: insufficient shares"),
     Case("withdraw (vault) without shares", VA, "withdraw", tx(VA, "withdraw", 1, sender="stranger"),
          "vault: insufficient shares"),
+    Case("withdraw (vault) a share worth nothing", VA, "withdraw", tx(VA, "withdraw", 1, sender="lp"),
+         "vault: zero amount"),
     Case("pay (vault) wrong caller", VA, "pay", with_ctx(VA, "pay", lambda c: (c.stranger, ONE), sender="stranger"),
          "vault: caller is not the exchange"),
     Case("shares unknown provider", VA, "shares", with_ctx(VA, "shares", lambda c: (c.stranger,), is_view=True), NOOP,
          note="0", returns=0),
     # -- InsuranceFund
     Case("set_exchange (fund) wrong caller", IF, "set_exchange",
-         with_ctx(IF, "set_exchange", lambda c: (c.stranger,), sender="stranger"), "insurance: caller is not the owner"),
+         with_ctx(IF, "set_exchange", lambda c: (c.stranger,), sender="stranger"), "ownable: caller is not the owner"),
+    Case("transfer_ownership (fund) wrong caller", IF, "transfer_ownership",
+         with_ctx(IF, "transfer_ownership", lambda c: (c.stranger,), sender="stranger"), "ownable: caller is not the owner"),
+    Case("transfer_ownership (fund) zero", IF, "transfer_ownership",
+         tx(IF, "transfer_ownership", "0x" + "00" * 20, sender="owner"), "ownable: new owner is the zero address"),
     Case("set_exchange (fund) again", IF, "set_exchange",
          with_ctx(IF, "set_exchange", lambda c: (c.stranger,), sender="owner"), "insurance: exchange already set"),
     Case("fund zero", IF, "fund", tx(IF, "fund", 0), "insurance: zero amount"),
@@ -663,8 +709,9 @@ REENTRIES = [
     Reentry("TriggerOrders.execute (keeper fee) -> TriggerOrders.execute",
             lambda p, w: p.execute_trigger(w["keeper"], 0), "TriggerOrders",
             lambda p, w: p.trigger_orders.encode("execute", 0),
+            # in a block of its own: a trigger fills no worse than its block's start allows
             prepare=lambda p, w: (p.place_trigger(w["alice"], "ETH", -2, 1_950, keeper_fee=5.0),
-                                  p.report_all("ETH", 1_940))),
+                                  p.chain.mine(12), p.report_all("ETH", 1_940))),
 ]
 
 

@@ -47,12 +47,12 @@ def _open(protocol: Protocol, alice: str, market: int) -> int:
 def test_the_ninth_position_reverts(protocol: Protocol, alice: str) -> None:
     for market in range(MAX_POSITIONS):
         _open(protocol, alice, market)
-    assert list(protocol.exchange.call("account_markets", alice, 0)) == list(range(MAX_POSITIONS))
+    assert protocol.account_markets(alice) == list(range(MAX_POSITIONS))
     with reverts("exchange: too many positions"):
         _open(protocol, alice, MAX_POSITIONS)
     protocol.exchange.transact("trade", 0, 3, -UNITS, 0, sender=alice)  # closing one frees its slot
     _open(protocol, alice, MAX_POSITIONS)
-    assert sorted(protocol.exchange.call("account_markets", alice, 0)) == [0, 1, 2, 4, 5, 6, 7, 8]
+    assert sorted(protocol.account_markets(alice)) == [0, 1, 2, 4, 5, 6, 7, 8]
 
 
 def test_health_checks_are_bounded_in_gas(protocol: Protocol, alice: str, chain: Chain) -> None:

@@ -103,7 +103,12 @@ def test_place_and_cancel_rules(protocol: Protocol, fund, alice, bob):
     with reverts("triggers: zero trigger price"):
         t.transact("place", 0, 0, -1, 0, 0, 0, 0, sender=alice)
     with reverts("triggers: unknown kind"):
-        t.transact("place", 0, 0, -1, 1, 0, 2, 0, sender=alice)
+        t.transact("place", 0, 0, -1, 1, 1, 2, 0, sender=alice)
+    # every order has a limit: a sell's floor above zero, a buy's ceiling below the maximum
+    with reverts("triggers: no limit price"):
+        t.transact("place", 0, 0, -1, 1, 0, 0, 0, sender=alice)
+    with reverts("triggers: no limit price"):
+        t.transact("place", 0, 0, 1, 1, 2**256 - 1, 0, 0, sender=alice)
     order = protocol.place_trigger(alice, "ETH", -1, 1900)
     with reverts("triggers: caller is not the owner"):
         protocol.cancel_trigger(bob, order)
