@@ -396,6 +396,43 @@ class AttackerMachine(RuleBasedStateMachine):
         self.judge("push the mark then liquidate", start, self.keeper_fees(new, already))
         del first
 
+    @rule(market=st.sampled_from([ETH, BTC]), side=st.sampled_from([-1, 1]), leverage=st.floats(7.0, 9.5),
+          move=st.floats(0.06, 0.09), notional=st.integers(50, 1_000).map(lambda k: k * 1_000.0),
+          push=st.floats(0.05, 1.0))
+    def sandwich_liquidation(self, market: int, side: int, leverage: float, move: float, notional: float,
+                             push: float) -> None:
+        """F3's other half: a victim's leveraged position becomes liquidatable (a move within
+        the guard, in a new block). mallory trades the way the liquidation will (selling
+        before a long's), liquidates, trades back and unwinds: only the keeper fee counts."""
+        p, m = self.protocol, self.mallory
+        victim = self.victims[1]
+        sub = 100 + self.base  # a fresh subaccount of the victim's, so only this position counts
+        self.subaccounts.add((victim, sub))
+        p.mint(victim, notional / leverage)
+        p.deposit(victim, notional / leverage, sub)
+        price = p.index_price(market)[0]
+        if self._try("victim opens", lambda: p.trade(victim, market, side * notional / price, sub)) is None:
+            return
+        self.chain.mine(12)
+        for mk in (ETH, BTC):
+            index = p.index_price(mk)[0]
+            self.report(mk, index * (1 - side * move) if mk == market else index)
+        if not p.liquidator.call("is_liquidatable", victim, sub):
+            event("sandwich liquidation: victim not liquidatable")
+            return
+        size = self.size(victim, sub, market)
+        # a long's liquidation sells: mallory sells first and buys back after
+        front = -(1 if size > 0 else -1) * abs(size) / WAD * push * 10
+        margin = abs(front) * p.index_price(market)[0]
+        p.mint(m, margin)  # before the attack's start: capital, not profit
+        start = self.fresh()
+        self._collect()
+        p.deposit(m, margin, self.sub(0))
+        self._try("front-run", lambda: p.trade(m, market, front, self.sub(0)))
+        self._try("liquidate", lambda: p.liquidate(m, victim, market, sub))
+        self.unwind()
+        self.judge("sandwich a liquidation", start, self.keeper_fees(self._collect(), {(victim, sub)}))
+
     @rule(size=st.floats(0.5, 40.0))
     def sandwich_trigger(self, size: float) -> None:
         """F12: a victim's stop-loss is triggered; mallory trades against it, executes it,
@@ -584,7 +621,12 @@ class AttackerMachine(RuleBasedStateMachine):
             return
         if any(e.name in ("PriceAccepted", "BadDebt", "Bankruptcy", "BreachCleared") for e in self.events[mark[3]:]):
             return
-        assert now[2] >= mark[2], f"the LP share price fell from {mark[2]} to {now[2]} in one block at a constant price"
+        # rounding dust: the fills, the fees' token units and the bankrupt books' products
+        # each round by a wei or so; a billionth of a dollar of NAV is far beyond it and far
+        # below any attack
+        dust = 10**9 * WAD // (self.protocol.vault.call("total_shares") + WAD) + 1
+        assert now[2] + dust >= mark[2], (
+            f"the LP share price fell from {mark[2]} to {now[2]} in one block at a constant price")
 
     @invariant()
     def inv11_every_shortfall_recorded(self) -> None:
