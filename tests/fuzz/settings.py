@@ -1,7 +1,8 @@
 """Hypothesis profiles for the fuzz suite, chosen by the HYPOTHESIS_PROFILE environment variable.
 
 - `ci` (the default, what `make test` runs): 30 examples of 50 steps for each of the two
-  state machines (about 3,000 stateful steps), about a minute on revm. Derandomized: the
+  state machines (about 3,000 stateful steps), a minute or so each on revm on a loaded
+  two-core machine. Derandomized: the
   examples depend on the code alone, so CI explores the same ground on every run of a
   commit. (Hypothesis also draws some values from the literals of the project's modules
   that are loaded, so `pytest tests/fuzz` and `make test`, which loads every test module

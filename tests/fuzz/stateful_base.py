@@ -11,6 +11,11 @@ the feed is invalid and the trade adds risk), read from the chain's views or ask
 counterfactual (tests/fuzz/refusals.py). Any other reason, a reason whose condition does not
 hold, or a revert without a reason fails the run.
 
+Beside DESIGN §5.1-5.8 (`inv1`-`inv8`), two of §5b's economic invariants are checked after
+every step: `inv11_every_shortfall_recorded` and `inv12_always_closable`. The others (no free
+lunch, LPs not robbed, share maths, the oracle guard) need an attacker's sequences of its own
+actions in one block: tests/fuzz/attacker.py checks them.
+
 Every path an action takes is named (`path`): hypothesis' event statistics show them, and
 `PathCounts` counts the examples that reached each, for tests/fuzz/test_coverage.py.
 
@@ -32,14 +37,22 @@ from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
 from sim.chain import Chain, Reverted, make_chain
-from sim.protocol import MarketConfig, Protocol
+from sim.protocol import SEED_LP, TRIGGER_KINDS, MarketConfig, Protocol
 from sim.units import to_wad
 from tests.fuzz import strategies as S
-from tests.fuzz.refusals import Refusals
+from tests.fuzz.refusals import Refusals, sip279_fill
 from tests.utils import invariants
-from tests.utils.constants import MAX_POSITIONS, PRECISION, USDC, WAD
+from tests.utils.constants import MAX_POSITIONS, MAX_UINT, PRECISION, USDC, WAD
 
 Subaccount = tuple[str, int]
+
+# The refusals a reduce-only close may meet that are the trader's own doing (§5b.12): never the
+# Vault's liquidity, its reserve or anyone else's state.
+TRADERS_OWN_REFUSALS = frozenset({
+    "exchange: negative equity, liquidate instead", "exchange: market paused", "exchange: account bankrupt",
+    "exchange: price above limit", "exchange: price below limit", "exchange: skew moved this block"})
+# Slack, in wei, between the Liquidator's and the Exchange's rounding of one fill against mark.
+FILL_ROUNDING_WEI = 2
 
 
 def event(name: str) -> None:
@@ -118,9 +131,11 @@ class Records:
 
     margin: list[tuple[str, HealthView]] = field(default_factory=list)  # §5.4
     liquidations: list[dict[str, Any]] = field(default_factory=list)  # §5.5
-    bad_debts: list[tuple[dict[str, Any], int]] = field(default_factory=list)  # §5.6: (BadDebt args, equity before)
+    bad_debts: list[tuple[dict[str, Any], int]] = field(default_factory=list)  # §5.6: (BadDebt args, equity at fill)
     withdrawals: list[dict[str, Any]] = field(default_factory=list)  # §5.7
     risk_changes: list[dict[str, Any]] = field(default_factory=list)  # §5.8
+    closes_refused: list[tuple[str, str]] = field(default_factory=list)  # §5b.12: (the close, its reason)
+    touched: set[Subaccount] = field(default_factory=set)  # §5b.11: subaccounts an event named
 
 
 @dataclass
@@ -138,6 +153,12 @@ class Model:
 
 def _sign(x: int) -> int:
     return (x > 0) - (x < 0)
+
+
+def equity_at_fill(equity: int, delta: int, price: int, mark: int) -> int:
+    """A subaccount's equity at mark, moved to what it is once `delta` fills at `price`
+    instead of at mark (USD 1e18): the shortfall a close leaves is measured at its fill."""
+    return equity - (delta * (price - mark)) // WAD
 
 
 def adds_risk(old: int, new: int) -> bool:
@@ -191,7 +212,8 @@ class ProtocolMachine(RuleBasedStateMachine):
         self.lps = [self.chain.new_account(lp) for lp in S.LPS]
         self.keeper = self.chain.new_account("keeper")
         self.owner = p.deployer
-        self.holders = [*self.traders, *self.lps, self.keeper, self.owner, self.chain.new_account("seed-lp")]
+        self.seed_lp = self.chain.new_account(SEED_LP)  # the Vault's first liquidity (setup.vault_liquidity)
+        self.holders = [*self.traders, *self.lps, self.keeper, self.owner, self.seed_lp]
         for t in self.traders:
             p.mint(t, S.TRADER_WALLET)
             p.set_isolated(t, S.ISOLATED_SUBACCOUNT, True)
@@ -250,6 +272,10 @@ class ProtocolMachine(RuleBasedStateMachine):
         sizes = self.model.sizes
         for e in events:
             a = e.args
+            for owner, sub in (("owner", "subaccount"), ("bankrupt_owner", "bankrupt_subaccount"),
+                               ("target_owner", "target_subaccount")):
+                if owner in a and sub in a:
+                    self.model.records.touched.add((a[owner], a[sub]))
             if e.name == "Trade":
                 key = (a["owner"], a["subaccount"], a["market"])
                 old = sizes.get(key, 0)
@@ -335,6 +361,8 @@ class ProtocolMachine(RuleBasedStateMachine):
                 "exchange: account bankrupt": acct.bankrupt,
                 "exchange: withdrawal exceeds collateral": lambda: r.withdrawal_exceeds_collateral(owner, sub, tokens),
                 "exchange: below initial margin": lambda: r.withdrawal_below_initial_margin(owner, sub, tokens),
+                # the Exchange collects what the Vault owes it before it pays out collateral
+                "exchange: vault illiquid": lambda: r.exchange_illiquid(owner, sub, tokens),
                 # only a withdrawal of unrealised PnL draws on the Vault
                 "vault: insufficient liquidity": lambda: r.vault_cannot_lend(owner, sub, tokens),
             })
@@ -382,6 +410,8 @@ class ProtocolMachine(RuleBasedStateMachine):
         try:
             again()
         except Reverted as exc:
+            if not risk:
+                self.model.records.closes_refused.append((f"trade ({kind}) {owner}/{sub} m{market}", exc.reason))
             self._expect(f"trade ({kind})", exc, {
                 "exchange: market paused": paused,
                 "exchange: account bankrupt": acct.bankrupt,
@@ -391,11 +421,12 @@ class ProtocolMachine(RuleBasedStateMachine):
                 "exchange: price below limit": size_delta < 0 and (lambda: r.fill_beyond_limit(market, size_delta, limit)),
                 "exchange: open interest cap": risk and (lambda: r.open_interest_cap_passed(market, old, new)),
                 "exchange: too many positions": opens_market and (acct.isolated or len(acct.markets) >= MAX_POSITIONS),
+                # the Vault's free tokens must cover reserve_factor x all open interest once it grows
+                "exchange: vault reserve exceeded": (
+                    risk and (lambda: r.vault_reserve_exceeded_after(owner, sub, market, again))),
                 "exchange: below initial margin": risk and (lambda: r.below_initial_margin_after(owner, sub, again)),
                 "exchange: negative equity, liquidate instead": (
                     not risk and (lambda: r.negative_equity_after(owner, sub, again))),
-                # the Vault pays realised profit and funding in tokens; it can run dry
-                "vault: insufficient liquidity": lambda: r.vault_runs_dry(again, market),
             })
             return
         self._collect_events()
@@ -440,22 +471,25 @@ class ProtocolMachine(RuleBasedStateMachine):
 
     # ================================================================ actions: LPs
     def lp_deposit(self, lp: str, usd: float) -> None:
+        """Deposit at the ask NAV (virtual shares included)."""
         tokens = int(round(usd * USDC))
-        nav = self.protocol.vault.call("nav")
-        total = self.protocol.vault.call("total_shares")
+        r = self.refusals
         try:
             self.protocol.lp_deposit(lp, usd)
         except Reverted as exc:
-            self._expect("lp_deposit", exc, {"vault: insolvent": total > 0 and nav <= 0,
-                                             "vault: zero shares": total > 0 and tokens * PRECISION * total < nav})
+            self._expect("lp_deposit", exc, {"vault: insolvent": r.lp_vault_insolvent_at_ask,
+                                             "vault: zero shares": lambda: r.lp_shares_for(tokens) == 0})
             return
         self._collect_events()
         self.model.wallets[lp] -= tokens
         self.path("lp_deposit")
 
-    def lp_withdraw(self, lp: str, fraction: float) -> None:
+    def lp_withdraw(self, lp: str, fraction: float, dust: bool = False) -> None:
+        """Redeem `fraction` of the LP's shares (`dust`: one micro-share) at the bid NAV."""
         shares = self.protocol.vault.call("shares", lp)
         amount = int(shares * fraction) // 10**12  # shares in micro-units: exact through the facade
+        if dust and shares >= 10**12:
+            amount = 1
         if amount == 0:
             self.path("lp_withdraw: no shares")
             return
@@ -467,6 +501,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         except Reverted as exc:
             self._expect("lp_withdraw", exc, {
                 "vault: insolvent": nav <= 0,
+                "vault: zero amount": lambda: r.lp_payout_zero(share_amount),
                 "vault: below reserve": lambda: r.lp_withdrawal_below_reserve(share_amount),
                 "vault: insufficient liquidity": lambda: r.lp_withdrawal_beyond_balance(share_amount)})
             return
@@ -518,10 +553,14 @@ class ProtocolMachine(RuleBasedStateMachine):
 
     # ================================================================ actions: keepers
     def liquidate(self, owner: str, sub: int, market: int, max_size: float | None = None) -> None:
-        """Liquidate; §5.5 and §5.6 are recorded with the health just before."""
+        """Liquidate; §5.5 and §5.6 are recorded with the health just before, §5.6 at the fill."""
         before = self.health(owner, sub)
         acct = self.account(owner, sub)
         size = self.size(owner, sub, market)
+        mark = self.protocol.exchange.call("mark_price", market)
+        index = self.index(market)[0]
+        state = self.protocol.exchange.call("market_states", market)
+        window = self.protocol.liquidator.call("windows", market)
         r = self.refusals
 
         def again() -> float:
@@ -536,8 +575,7 @@ class ProtocolMachine(RuleBasedStateMachine):
                 "liquidator: no position": size == 0,
                 "liquidator: not liquidatable": before.equity >= before.maintenance_margin,
                 "liquidator: zero size": max_size is not None and to_wad(max_size) == 0,
-                "exchange: market paused": lambda: r.market_paused(market),
-                "vault: insufficient liquidity": lambda: r.vault_runs_dry(again),
+                "liquidator: limit reached": lambda: r.liquidation_limit_reached(market),
             })
             return
         events = self._collect_events()
@@ -547,28 +585,43 @@ class ProtocolMachine(RuleBasedStateMachine):
         self.model.records.liquidations.append({
             "who": (owner, sub, market), "before": before, "after": after, "closed": closed,
             "partial": bool(acct_after.markets) and not acct_after.bankrupt})
+        fills = [e.args for e in events if e.name == "Liquidation"]
+        if fills:  # a close: it is what the Liquidator returned, and the block's window counts it
+            [fill] = fills
+            delta, price = fill["size"], fill["price"]
+            assert abs(delta) / WAD == closed, f"the Liquidator returned {closed} but closed {fill}"
+            used = window[1] if window[0] == self.chain.block_number else 0
+            assert self.protocol.liquidator.call("windows", market) == (self.chain.block_number, used + abs(delta)), (
+                f"the liquidation window does not count the {abs(delta)} closed: {window} -> "
+                f"{self.protocol.liquidator.call('windows', market)}")
+        else:  # bankrupt: the close it would have made is the whole position at its fill
+            delta = -size
+            scale = self.protocol.exchange.call("markets", market)[5]
+            price = sip279_fill(index, state[0] - state[1], scale, delta)
         for e in events:
             if e.name == "BadDebt":
-                self.model.records.bad_debts.append((e.args, before.equity))
+                self.model.records.bad_debts.append((e.args, equity_at_fill(before.equity, delta, price, mark)))
         kind = "bankruptcy" if acct_after.bankrupt else "partial" if acct_after.markets else "full"
         self.path(f"liquidate: {kind}" + (" with bad debt" if any(e.name == "BadDebt" for e in events) else ""))
         note(f"liquidate {owner[:8]}/{sub} m{market}: closed {closed} ({kind})")
 
     def deleverage(self, bankrupt: Subaccount, target: Subaccount, market: int, size: float | None) -> bool:
-        """ADL `size` (None: all it can) of a bankrupt position against `target`; whether it went through."""
+        """ADL `size` (None: all it can) of a bankrupt position against `target`; whether it went
+        through. ADL never leaves its target below maintenance margin, nor nearer it than it was."""
         bacct = self.account(*bankrupt)
         bsize = self.size(*bankrupt, market)
         tsize = self.size(*target, market)
         tpnl = self.protocol.exchange.call("position_pnl", *target, market)
         tacct = self.account(*target)
+        tbefore = self.health(*target)
+        bbefore = self.health(*bankrupt)
+        mark = self.protocol.exchange.call("mark_price", market)
         deficit = self.protocol.exchange.call("market_states", market)[8]
+        size_wad = MAX_UINT if size is None else to_wad(size)
         r = self.refusals
 
-        def again() -> float:
-            return self.protocol.deleverage(self.keeper, bankrupt, target, market, size)
-
         try:
-            again()
+            self.protocol.deleverage(self.keeper, bankrupt, target, market, size)
         except Reverted as exc:
             self._expect("deleverage", exc, {
                 "liquidator: not bankrupt": not bacct.bankrupt,
@@ -576,8 +629,10 @@ class ProtocolMachine(RuleBasedStateMachine):
                 "liquidator: target not opposite": tsize == 0 or _sign(tsize) == _sign(bsize),
                 "liquidator: target bankrupt": tacct.bankrupt,
                 "liquidator: target not profitable": tpnl <= 0,
-                "liquidator: zero size": size is not None and to_wad(size) == 0,
-                "vault: insufficient liquidity": lambda: r.vault_runs_dry(again),
+                "liquidator: bankrupt recovered": lambda: r.bankrupt_recovered(*bankrupt),
+                "liquidator: zero size": size_wad == 0,
+                "liquidator: target equity too low": (
+                    lambda: r.adl_target_equity_too_low(bankrupt, target, market, size_wad)),
             })
             return False
         events = self._collect_events()
@@ -589,12 +644,57 @@ class ProtocolMachine(RuleBasedStateMachine):
             assert after.bankrupt, "a bankrupt subaccount left bankruptcy with its position open"
         else:
             assert not after.bankrupt and after.deficit == 0, f"fully deleveraged but still {after}"
+        # a target at or above maintenance margin stays there; one below it (cross-margined
+        # losses elsewhere) comes no nearer liquidation, to the fills' token-unit rounding
+        tafter = self.health(*target)
+        assert tafter.equity >= tafter.maintenance_margin or (
+            tafter.equity - tafter.maintenance_margin >= tbefore.equity - tbefore.maintenance_margin - PRECISION), (
+            f"ADL took its target {target} below maintenance margin: {tbefore} -> {tafter}")
+        for e in events:
+            if e.name == "BadDebt":  # a side's last position, closed under water
+                bad = (e.args["owner"], e.args["subaccount"])
+                assert bad in (bankrupt, target), e.args
+                equity, delta = (bbefore.equity, d["size"]) if bad == bankrupt else (tbefore.equity, -d["size"])
+                self.model.records.bad_debts.append((e.args, equity_at_fill(equity, delta, d["price"], mark)))
         self.path("deleverage: " + ("closed" if not after.markets else "partial"))
         note(f"deleverage {bankrupt[0][:8]}/{bankrupt[1]} vs {target[0][:8]}/{target[1]} m{market}: {d['size']}")
         return True
 
+    def discharge(self, bankrupt: Subaccount) -> bool:
+        """A bankrupt subaccount whose equity has come back to zero or more leaves bankruptcy,
+        and its share of the deficit leaves the market; whether it went through."""
+        acct = self.account(*bankrupt)
+        deficit = self.protocol.exchange.call("market_states", acct.markets[0])[8] if acct.markets else 0
+        try:
+            self.protocol.discharge(self.keeper, *bankrupt)
+        except Reverted as exc:
+            self._expect("discharge", exc, {
+                "liquidator: not bankrupt": not acct.bankrupt,
+                "liquidator: still under water": lambda: self.health(*bankrupt).equity < 0,
+            })
+            return False
+        events = self._collect_events()
+        [d] = [e.args for e in events if e.name == "Discharge"]
+        after = self.account(*bankrupt)
+        assert not after.bankrupt and after.deficit == 0 and d["deficit"] == acct.deficit, (acct, after, d)
+        assert self.protocol.exchange.call("market_states", d["market"])[8] == deficit - acct.deficit
+        self.path("discharge")
+        return True
+
     def place_trigger(self, owner: str, sub: int, market: int, size: int, trigger_price: float, kind: str,
-                      limit_price: float | None, keeper_fee: float) -> None:
+                      limit_price: float | None, keeper_fee: float, missing_limit: bool = False) -> None:
+        """Place an order (`limit_price` None: the facade's default, the trigger moved 1% against
+        the order). `missing_limit`: sent with no limit at all (0 for a sell, the maximum for a
+        buy), which every order must have: refused."""
+        if missing_limit:
+            try:
+                self.protocol.trigger_orders.transact(
+                    "place", sub, market, size, to_wad(trigger_price), 0 if size < 0 else MAX_UINT,
+                    TRIGGER_KINDS[kind], int(round(keeper_fee * USDC)), sender=owner)
+            except Reverted as exc:
+                self._expect("place_trigger", exc, {"triggers: no limit price": True})
+                return
+            raise AssertionError(f"an order with no limit price was placed: {owner}/{sub} m{market} {size}")
         order_id = self.protocol.place_trigger(owner, market, size / WAD, trigger_price, kind=kind, subaccount=sub,
                                                limit_price=limit_price, keeper_fee=keeper_fee)
         self._collect_events()
@@ -605,7 +705,8 @@ class ProtocolMachine(RuleBasedStateMachine):
 
     def execute_trigger(self, order_id: int) -> None:
         """Execute an order; one that is not active (executed, cancelled or never placed)
-        must be refused."""
+        must be refused. The trade comes first, then the keeper's fee out of the equity it
+        left: the keeper gets the order's fee, or all of that equity (in whole token units)."""
         order = self.model.orders.get(order_id)
         if order is None:
             self._refuse_inactive_order("execute_trigger", order_id,
@@ -623,6 +724,8 @@ class ProtocolMachine(RuleBasedStateMachine):
         try:
             executed = again()
         except Reverted as exc:
+            if triggered:  # the order's close was tried
+                self.model.records.closes_refused.append((f"trigger order {order_id}", exc.reason))
             beyond_limit = lambda: r.fill_beyond_limit(order.market, fill_size, order.limit_price)  # noqa: E731
             self._expect("execute_trigger", exc, {
                 "triggers: not triggered": not triggered,
@@ -630,9 +733,10 @@ class ProtocolMachine(RuleBasedStateMachine):
                 "exchange: account bankrupt": acct.bankrupt,
                 "exchange: price above limit": fill_size > 0 and beyond_limit,
                 "exchange: price below limit": fill_size < 0 and beyond_limit,
+                # no keeper can sandwich the order inside its block
+                "exchange: skew moved this block": lambda: r.skew_moved(order.market, fill_size),
                 "exchange: negative equity, liquidate instead": (
                     lambda: r.negative_equity_after(order.owner, order.subaccount, again)),
-                "vault: insufficient liquidity": lambda: r.vault_runs_dry(again),
             })
             return
         events = self._collect_events()
@@ -642,11 +746,17 @@ class ProtocolMachine(RuleBasedStateMachine):
         assert not adds_risk(old, new), f"trigger order {order_id} added risk: {old} -> {new}"
         if executed:
             [e] = [e.args for e in events if e.name == "OrderExecuted"]
-            assert e["keeper_fee"] == order.keeper_fee
+            assert e["size"] == fill_size and new == old + fill_size, (e, old, new)
+            if e["keeper_fee"] != order.keeper_fee:  # the equity left after the trade was less than the fee
+                equity = r.worst_health(order.owner, order.subaccount)[0]
+                assert e["keeper_fee"] < order.keeper_fee and 0 <= equity < PRECISION, (
+                    f"trigger order {order_id} paid its keeper {e['keeper_fee']} of {order.keeper_fee} and left "
+                    f"equity {equity}: the fee is all the equity left, or the whole fee")
+                self.path("trigger executed: fee capped at the equity left")
             self.path("trigger executed")
         else:
             [c] = [e.args for e in events if e.name == "OrderCancelled"]
-            assert c["reason"] in ("no position to reduce", "collateral below keeper fee"), c
+            assert c["reason"] == "no position to reduce" and (old == 0 or _sign(old) == _sign(order.size)), (c, old)
             self.path(f"trigger cancelled: {c['reason']}")
 
     def cancel_trigger(self, order_id: int, owner: str) -> None:
@@ -680,7 +790,8 @@ class ProtocolMachine(RuleBasedStateMachine):
     def set_reserve_factor(self, reserve_factor: float) -> None:
         self.protocol.vault.transact("set_reserve_factor", to_wad(reserve_factor), sender=self.owner)
         self._collect_events()
-        self.path(f"owner: reserve factor {reserve_factor}")
+        self.path("owner: reserve factor " + ("off" if reserve_factor == 0 else "set"))
+        note(f"reserve factor {reserve_factor}")
 
     def set_market_status(self, market: int, paused: bool, reduce_only: bool) -> None:
         self.protocol.set_market_status(market, paused, reduce_only)
@@ -746,19 +857,28 @@ class ProtocolMachine(RuleBasedStateMachine):
 
     @invariant()
     def inv6_bad_debt_accounting(self) -> None:
-        """§5.6: insurance paid plus recorded deficit equals the negative equity closed; each
-        market's deficit is what was recorded minus what ADL covered, and is the bankrupt
-        subaccounts' shares; the fund paid exactly what the BadDebt events say."""
+        """§5.6: insurance paid plus recorded deficit plus what the Vault wrote off equals the
+        negative equity closed, measured at the close's fill (to the whole token unit the
+        shortfall is rounded up to); only a bankruptcy leaves a deficit, and only a flat
+        account a write-off. Each market's deficit is what was recorded minus what ADL covered
+        and discharges removed, and is the bankrupt subaccounts' shares; the fund paid exactly
+        what the BadDebt events say."""
         if self.protocol is None:
             return
         for args, equity in self.model.records.bad_debts:
-            assert args["insurance_paid"] + args["deficit"] == args["amount"], f"BadDebt does not add up: {args}"
-            assert -equity <= args["amount"] < -equity + PRECISION, (
-                f"bad debt {args['amount']} is not the negative equity closed ({-equity})")
+            parts = args["insurance_paid"] + args["deficit"] + args["written_off"]
+            assert parts == args["amount"], f"BadDebt does not add up: {args}"
+            assert args["deficit"] == 0 or args["written_off"] == 0, f"a deficit and a write-off at once: {args}"
+            assert -equity - FILL_ROUNDING_WEI <= args["amount"] < -equity + PRECISION + FILL_ROUNDING_WEI, (
+                f"bad debt {args['amount']} is not the negative equity at the fill ({-equity})")
         self.model.records.bad_debts.clear()
         invariants.bad_debt_accounting(self.protocol, self.model.events)
+        # the fund pays the Exchange for bad debt, and keepers their minimum fee
+        fund, exchange = self.protocol.insurance_fund.address, self.protocol.exchange.address
+        payments = [e.args for e in self.model.events if e.name == "Paid" and e.address == fund]
         paid = sum(e.args["insurance_paid"] for e in self.model.events if e.name == "BadDebt")
-        assert self.protocol.insurance_fund.call("total_paid") * PRECISION == paid
+        assert sum(a["paid"] for a in payments if a["receiver"] == exchange) * PRECISION == paid
+        assert self.protocol.insurance_fund.call("total_paid") == sum(a["paid"] for a in payments)
         shares: dict[int, int] = {}
         for s in self.bankrupt():
             acct = self.account(*s)
@@ -787,3 +907,52 @@ class ProtocolMachine(RuleBasedStateMachine):
             assert not paused, f"trade in a paused market: {a}"
             assert not (risk and reduce_only), f"trade added risk in a reduce-only market: {a}"
         self.model.records.risk_changes.clear()
+
+    # ================================================================ economic invariants (DESIGN §5b)
+    @invariant()
+    def inv11_every_shortfall_recorded(self) -> None:
+        """§5b.11: no subaccount holds negative collateral without a position to cover it:
+        every shortfall a close left went to the insurance fund, the deficit or a write-off.
+        A subaccount's collateral and positions change only by an Exchange or Liquidator event
+        that names it (a trade, a fee, a liquidation, ADL, bad debt...), so the subaccounts the
+        step's events named are the ones to read: by induction, all of them hold it."""
+        touched, self.model.records.touched = self.model.records.touched, set()
+        if self.protocol is None:
+            return
+        for owner, sub in sorted(touched):
+            acct = self.account(owner, sub)
+            assert acct.markets or acct.collateral >= 0, (
+                f"{owner}/{sub} holds no position and collateral {acct.collateral}: a shortfall nobody recorded")
+
+    @invariant()
+    def inv12_always_closable(self) -> None:
+        """§5b.12: a reduce-only close is never refused for lack of Vault liquidity: every close
+        the step's rules had refused was refused for the trader's own reasons, and the open
+        position with the largest unrealised profit (the close the Vault pays most for) can be
+        closed whole now, with no price limit, unless its own subaccount's state refuses it."""
+        refused, self.model.records.closes_refused = self.model.records.closes_refused, []
+        for what, reason in refused:
+            assert reason in TRADERS_OWN_REFUSALS, f"{what} refused with {reason!r}, which is not the trader's doing"
+        if self.protocol is None:
+            return
+        profits = [(self.protocol.exchange.call("position_pnl", *key), key)
+                   for key, size in sorted(self.model.sizes.items()) if size != 0]
+        if not profits:
+            return
+        _, (owner, sub, market) = max(profits)
+        size = self.size(owner, sub, market)
+        r = self.refusals
+
+        def close() -> None:
+            self.protocol.exchange.transact("trade", sub, market, -size, 0 if size > 0 else MAX_UINT, sender=owner)
+
+        outcome = r.attempt(close)
+        if not outcome.reverted:
+            return
+        conditions: dict[str, Callable[[], bool]] = {
+            "exchange: market paused": lambda: r.market_paused(market),
+            "exchange: account bankrupt": lambda: self.account(owner, sub).bankrupt,
+            "exchange: negative equity, liquidate instead": lambda: r.negative_equity_after(owner, sub, close),
+        }
+        assert outcome.reason in conditions, f"closing {owner}/{sub} m{market} whole was refused: {outcome.reason!r}"
+        assert conditions[outcome.reason](), f"closing {owner}/{sub} m{market} refused with {outcome.reason!r} wrongly"

@@ -29,15 +29,18 @@ LP_STAKES = (100_000.0, 1_000_000.0)  # what each LP deposits into the Vault at 
 
 # Three markets that between them cover every mode: premium and velocity funding; oracle,
 # premium and median marks; a market that lets unrealised PnL leave (the Mango switch) and one
-# that stops liquidating while its feed is invalid.
+# that stops liquidating while its feed is invalid. Each has a per-block liquidation limit
+# (liquidation_limit_scalar x taker fee x skew scale base units: 40 ETH, 2 BTC, 500 SOL), so a
+# whale's liquidation takes a few blocks: the keepers come back each block (test_stateful.py).
 MARKETS = (
     MarketConfig(name="ETH", initial_price=2_000.0, skew_scale=20_000.0, max_oi=1_000.0, taker_fee=0.0005,
-                 funding_model="premium", mark_mode="oracle"),
+                 funding_model="premium", mark_mode="oracle", liquidation_limit_scalar=4.0),
     MarketConfig(name="BTC", initial_price=30_000.0, skew_scale=500.0, max_oi=60.0, taker_fee=0.001,
-                 funding_model="velocity", max_funding_velocity=0.5, mark_mode="premium", min_position_notional=50.0),
+                 funding_model="velocity", max_funding_velocity=0.5, mark_mode="premium", min_position_notional=50.0,
+                 liquidation_limit_scalar=4.0),
     MarketConfig(name="SOL", initial_price=100.0, imf=0.2, mmf=0.1, skew_scale=200_000.0, max_oi=50_000.0,
-                 funding_model="premium", mark_mode="median", allow_unrealized_withdrawal=True,
-                 liquidate_when_invalid=False, liquidation_fee=0.01),
+                 taker_fee=0.0005, funding_model="premium", mark_mode="median", allow_unrealized_withdrawal=True,
+                 liquidate_when_invalid=False, liquidation_fee=0.01, liquidation_limit_scalar=5.0),
 )
 MARKET_NAMES = tuple(m.name for m in MARKETS)
 # reporters' prices stay within these factors of the initial price (repeated ±60% gaps would
@@ -255,7 +258,9 @@ class TriggerPlacement:
     """A reduce-only order on a subaccount's position in `market`: `distance` is the trigger's
     offset from the index as a fraction (negative: below), `fraction` the share of the
     position it closes (> 1: larger than the position). Aimed where there is no position, it
-    goes on the `pick`-th open position, if there is one (`stray`: it stays where it was aimed)."""
+    goes on the `pick`-th open position, if there is one (`stray`: it stays where it was aimed).
+    `limit`: the facade's default (the trigger moved 1% against the order), 20% or 0% from the
+    index, or none at all (which the contract refuses: every order needs one)."""
 
     trader: int
     subaccount: int
@@ -264,7 +269,7 @@ class TriggerPlacement:
     distance: float
     fraction: float
     keeper_fee: float
-    limit: Literal["none", "loose", "tight"]
+    limit: Literal["default", "loose", "tight", "missing"]
     pick: int = 0
     stray: bool = False
 
@@ -279,7 +284,7 @@ def trigger_placements(draw) -> TriggerPlacement:
         distance=draw(st.floats(-0.1, 0.1), label="distance"),
         fraction=draw(st.one_of(fractions, st.floats(1.0, 3.0)), label="fraction"),
         keeper_fee=draw(st.one_of(st.just(0.0), usd(0.01, 5), usd(5, 500), usd(500, 10_000)), label="keeper_fee"),
-        limit=draw(st.sampled_from(["none", "none", "loose", "tight"]), label="limit"),
+        limit=draw(st.sampled_from(["default", "default", "loose", "loose", "tight", "missing"]), label="limit"),
         pick=draw(picks, label="pick"),
         stray=draw(st.sampled_from([False, False, False, True]), label="stray"),
     )
@@ -364,13 +369,18 @@ def lp_deposits(draw) -> LpDeposit:
 
 @dataclass(frozen=True)
 class LpWithdrawal:
+    """Redeem `fraction` of the LP's shares, or (`dust`) one micro-share: worth less than a
+    token unit once the share price is below $1, which the Vault must refuse."""
+
     lp: int
     fraction: float
+    dust: bool = False
 
 
 @composite
 def lp_withdrawals(draw) -> LpWithdrawal:
-    return LpWithdrawal(draw(lps, label="lp"), draw(fractions, label="fraction"))
+    return LpWithdrawal(draw(lps, label="lp"), draw(fractions, label="fraction"),
+                        draw(st.sampled_from([False, False, False, True]), label="dust"))
 
 
 # ---------------------------------------------------------------- the owner
@@ -394,12 +404,17 @@ def market_params(draw, market: str | None = None) -> MarketConfig:
         "keeper_fee_share": draw(st.sampled_from([0.0, 0.5, 1.0]), label="keeper_fee_share"),
         "min_position_notional": draw(st.sampled_from([0.0, 10.0, 1_000.0]), label="min_position_notional"),
         "liquidate_when_invalid": draw(st.booleans(), label="liquidate_when_invalid"),
+        "min_keeper_fee": draw(st.sampled_from([0.0, 1.0, 50.0]), label="min_keeper_fee"),
+        "liquidation_limit_scalar": base.liquidation_limit_scalar * draw(st.sampled_from([0.0, 0.25, 1.0, 1.0]),
+                                                                          label="liquidation_limit_factor"),
     })
 
 
-# the reserve an owner sets before an LP run: 2x or 10x the open-interest notional, which
-# holds most runs back (set-up draws the ordinary ones)
-run_reserve_factors = st.sampled_from([2.0, 10.0])
+# An LP run (test_stateful.py `lp_run`): the owner sets a reserve that holds the LP's exit back
+# (`held back`) or lets it go (`let go`), or drops the reserve and every LP exits (`everyone`);
+# set-up draws the ordinary reserve factors.
+LpRun = Literal["held back", "let go", "everyone"]
+lp_runs = st.sampled_from(["held back", "held back", "held back", "let go", "let go", "everyone"])
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,11 @@ The `ci` profile is derandomized (tests/fuzz/settings.py), so its examples are f
 code. The paths are reached by construction, not by luck, in many examples each (the
 session's summary prints how many): the whale storyline (test_stateful.py `whale_crash`)
 takes a whale below maintenance, under water or past the insurance fund, so liquidations,
-bankruptcy, partial and full ADL and the take-profits of its counterparties follow; the
-keepers' sweep executes triggered orders; LPs hold a stake from set-up, and in an LP run the
-owner sets a reserve of 2x or 10x open interest. If a change to the code loses a path, this
-test says which.
+bankruptcy, partial and full ADL and the take-profits of its counterparties follow; each
+market's per-block liquidation limit (strategies.MARKETS) splits a whale's liquidation over
+blocks, the keepers coming back each block; the keepers' sweep executes triggered orders;
+LPs hold a stake from set-up, and in an LP run the owner sizes the reserve to hold the exit
+back. If a change to the code loses a path, this test says which.
 
 The counts come from the `ci` run of the state machines in this session (test_stateful.py,
 which tests/fuzz/conftest.py runs first); run alone, or under another profile, this test runs
@@ -37,6 +38,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "feed breach": ("oracle: feed breached",),
     "breach accepted": ("oracle: breach accepted",),
     "reserve-limited LP withdrawal": ("lp_withdraw reverted: vault: below reserve",),
+    "liquidation held back by the per-block limit": ("liquidate reverted: liquidator: limit reached",),
 }
 
 

@@ -17,6 +17,7 @@ from sim.chain import Reverted, make_chain
 from sim.protocol import Protocol
 from tests.fuzz import strategies as S
 from tests.fuzz.settings import fuzz_settings, profile_name
+from tests.utils import invariants
 from tests.utils.constants import WAD
 
 DIFFERENTIAL_EXAMPLES = {"ci": 4, "dev": 2, "campaign": 40}
@@ -151,13 +152,18 @@ class Runner:
             "positions": [ex.call("positions", t, s, m) for t, s in subaccounts for m in markets],
             "markets": [(ex.call("markets", m), ex.call("market_states", m), ex.call("mark_price", m),
                          ex.call("funding_rate", m), ex.call("index_price", m)) for m in markets],
-            "exchange": (ex.call("vault_receivable"), ex.call("traders_pnl"), ex.call("open_interest_notional")),
-            "vault": (p.vault.call("nav"), p.vault.call("total_shares"), [p.vault.call("shares", lp) for lp in self.lps]),
+            # the traders' PnL from the markets' aggregates (accrued in a snapshot, rolled back)
+            "exchange": (ex.call("vault_receivable"), ex.call("vault_debt"), invariants.traders_pnl(p),
+                         ex.call("open_interest_notional")),
+            "vault": (p.vault.call("nav_bounds"), p.vault.call("share_price"), p.vault.call("total_shares"),
+                      [p.vault.call("shares", lp) for lp in self.lps]),
             "fund": (p.insurance_fund.call("total_paid"), p.insurance_fund.call("token_balance")),
-            "oracle": [(p.oracle.call("latest", m), p.oracle.call("state", m), p.oracle.call("median", m),
-                        p.oracle.call("twap", m, 600)) for m in markets],
+            "oracle": [(p.oracle.call("latest", m), p.oracle.call("price_band", m), p.oracle.call("state", m),
+                        p.oracle.call("median", m), p.oracle.call("twap", m, 600)) for m in markets],
             "orders": [p.trigger_orders.call("orders", i) for i in range(p.trigger_orders.call("order_count"))],
             "liquidatable": [p.liquidator.call("is_liquidatable", t, s) for t, s in subaccounts],
+            "liquidator": [(p.liquidator.call("windows", m), p.liquidator.call("bankrupt_books", m, True),
+                            p.liquidator.call("bankrupt_books", m, False)) for m in markets],
             "clock": (self.chain.block_number, self.chain.timestamp),
         }
 

@@ -5,9 +5,13 @@ actions revert with a reason the contract already gives (the real contracts have
 test-only switch), deploys the protocol with it, and runs the state machine with the `ci`
 settings. The run must fail on the machine's refusal check: the action reverted with that
 reason "but that is not the case" (tests/fuzz/refusals.py). A suite that accepted the reason
-unconditionally, as it once did, passes all three.
+unconditionally, as it once did, passes them all. One mutant per contract that refuses: the
+Exchange (a trade's margin, priced at the worse end of a disputed band), the Vault (an LP's
+reserve) and the Liquidator (the per-block limit); the predicates of the rarer reasons
+(the Exchange's reserve, ADL's target cap, the Vault's illiquid paths) are shown both ways
+on hand-built states in test_refusals.py.
 
-Mutating the Exchange costs one compile of it (about 15 s on a clean checkout); the
+Mutating the Exchange costs a compile of it (about 15 s on a clean checkout); the
 others are small. Compiled mutants are cached by source hash like every artifact.
 """
 
@@ -48,14 +52,14 @@ MUTANTS = [
            '''    if adds_risk:
         assert h.equity >= 2 * convert(h.initial_margin, int256), "exchange: below initial margin"''',
            "exchange: below initial margin", LiquidationFuzz),
-    Mutant("reserve quadrupled", "Vault",
-           'assert (balance - amount) * PRECISION >= reserve, "vault: below reserve"',
-           'assert (balance - amount) * PRECISION >= 4 * reserve, "vault: below reserve"',
+    Mutant("LP reserve quadrupled", "Vault",
+           'assert (balance - amount) * PRECISION >= reserve + debt, "vault: below reserve"',
+           'assert (balance - amount) * PRECISION >= 4 * reserve + debt, "vault: below reserve"',
            "vault: below reserve", ProtocolFuzz),
-    Mutant("payments need a million times their amount", "Vault",
-           'assert amount <= staticcall TOKEN.balanceOf(self), "vault: insufficient liquidity"',
-           'assert amount * 10**6 <= staticcall TOKEN.balanceOf(self), "vault: insufficient liquidity"',
-           "vault: insufficient liquidity", LiquidationFuzz),
+    Mutant("no partial liquidation", "Liquidator",
+           'assert close > 0, "liquidator: limit reached"',
+           'assert close == size, "liquidator: limit reached"',
+           "liquidator: limit reached", LiquidationFuzz),
 ]
 
 

@@ -1,14 +1,16 @@
 """The stateful fuzz suite over the whole protocol (DESIGN §5): deposits and withdrawals; trades
 that open, increase, reduce, flip and close across three markets and several subaccounts,
 some isolated; time from seconds to days; oracle moves, gaps, stale feeds and disagreeing
-reporters; LPs; liquidations; ADL while a bankrupt subaccount exists; trigger orders; and the
-owner changing parameters. Every §5 invariant is checked after every step (stateful_base.py),
-and every refusal against its reason (refusals.py).
+reporters; LPs, LP runs on a reserve and bank runs on the Vault; liquidations (over several
+blocks where the per-block limit holds them back); ADL while a bankrupt subaccount exists and
+discharge once it recovers; trigger orders; and the owner changing parameters. Every §5
+invariant, and §5b's "every shortfall recorded" and "always closable", is checked after every
+step (stateful_base.py), and every refusal against its reason (refusals.py).
 
 Every rule is valid in every state (no preconditions, nothing filtered): each resolves its
 drawn intent against the chain. Liquidation, bankruptcy, ADL and trigger execution are
-reached by construction through the whale storyline (`whale_crash`); test_coverage.py
-asserts that the `ci` run reaches them.
+reached by construction through the whale storyline (`whale_crash`), a reserve-limited LP
+withdrawal through `lp_run`; test_coverage.py asserts that the `ci` run reaches them.
 
 Run longer with `HYPOTHESIS_PROFILE=campaign` or `python -m tests.fuzz.campaign`.
 """
@@ -18,11 +20,17 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
-from sim.units import WAD
+from sim.units import WAD, to_wad
 from tests.fuzz import strategies as S
 from tests.fuzz.settings import fuzz_settings
 from tests.fuzz.stateful_base import ProtocolMachine, _sign, note
-from tests.utils.constants import USDC
+from tests.utils.constants import PRECISION, USDC
+
+
+MAX_RESERVE_FACTOR = 100.0  # Vault.vy's bound
+WHALE_RESERVE_FACTOR = 0.1  # the most reserve a whale storyline keeps (set-up draws up to 2.0)
+KEEPER_BLOCKS = 8  # blocks the keepers come back for a liquidation the per-block limit held back
+BLOCK_SECONDS = 12
 
 
 class ProtocolFuzz(ProtocolMachine):
@@ -131,15 +139,36 @@ class ProtocolFuzz(ProtocolMachine):
 
     @rule(w=S.lp_withdrawals())
     def lp_withdraw_shares(self, w: S.LpWithdrawal) -> None:
-        self.lp_withdraw(self.lps[w.lp], w.fraction)
+        self.lp_withdraw(self.lps[w.lp], w.fraction, dust=w.dust)
 
-    @rule(lp=S.lps, reserve_factor=S.run_reserve_factors)
-    def lp_run(self, lp: int, reserve_factor: float) -> None:
-        """The owner raises the reserve factor (to 2x or 10x open interest), then an LP rushes
-        for the exit with all its shares: unless open interest is small, the reserve holds the
-        withdrawal back, by construction rather than by luck."""
-        self.set_reserve_factor(reserve_factor)
-        self.lp_withdraw(self.lps[lp], 1.0)
+    @rule(lp=S.lps, run=S.lp_runs)
+    def lp_run(self, lp: int, run: S.LpRun) -> None:
+        """An LP rushes for the exit with all its shares, after the owner sizes the reserve
+        from the open interest so that it holds the exit back (what stays would be half the
+        payout short of it) or lets it go (with twice the payout to spare), by construction
+        rather than by luck; or (`everyone`) a bank run (`vault_run`)."""
+        if run == "everyone":
+            self.vault_run()
+            return
+        who = self.lps[lp]
+        payout = self.refusals.lp_payout(self.protocol.vault.call("shares", who)) * PRECISION
+        held = self.protocol.usdc.call("balanceOf", self.protocol.vault.address) * PRECISION
+        reserve = max(held - (payout // 2 if run == "held back" else 2 * payout), 0)
+        open_interest = self.protocol.exchange.call("open_interest_notional")
+        if open_interest == 0:
+            self.path("lp run: no open interest to reserve against")
+        else:
+            self.set_reserve_factor(min(round(reserve / open_interest, 6), MAX_RESERVE_FACTOR))
+        self.lp_withdraw(who, 1.0)
+
+    def vault_run(self) -> None:
+        """The owner drops the reserve, and every LP, the seed LP of set-up included, redeems
+        all it can: the Vault is left with about what the traders' book is worth to them, so
+        that profit it cannot pay at once becomes its debt to the Exchange, which withdrawals
+        collect first (the Vault's illiquid paths; §5b.12 says closes still go through)."""
+        self.set_reserve_factor(0.0)
+        for lp in (*self.lps, self.seed_lp):
+            self.lp_withdraw(lp, 1.0)
 
     # ---------------------------------------------------------------- keepers
     # No rule has a precondition: each resolves its intent against the state, and where there
@@ -170,22 +199,42 @@ class ProtocolFuzz(ProtocolMachine):
 
     @rule(adl=S.deleveragings())
     def keepers_sweep(self, adl: S.Deleveraging) -> None:
-        """What competing keepers do in a block: liquidate every liquidatable subaccount
-        (its largest-notional market first), deleverage every bankrupt one against the
-        ranked targets in turn until it is closed or no target is left, and execute every
-        triggered order."""
+        """What competing keepers do: in each block, liquidate every liquidatable subaccount
+        (its largest-notional market first); while the markets' per-block liquidation limits
+        leave some of that for later, come back the next block (up to KEEPER_BLOCKS). Then
+        discharge every bankrupt subaccount that has recovered, deleverage every other one
+        against the ranked targets in turn until it is closed or no target is left, and
+        execute every triggered order (those refused, once more the next block)."""
         triggered = self._triggered_orders()
         if not (self.liquidatable() or self.bankrupt() or triggered):
             self.path("keepers: nothing to do")
             return
-        for owner, sub in self.liquidatable():
-            markets = [m for m in range(len(S.MARKETS)) if self.model.sizes.get((owner, sub, m), 0)]
-            market = max(markets, key=lambda m: abs(self.model.sizes[(owner, sub, m)]) * self.index(m)[0])
-            self.liquidate(owner, sub, market)
+        for block in range(KEEPER_BLOCKS):
+            if block:
+                self.chain.mine(BLOCK_SECONDS)
+                self._collect_events()
+                self.path("keepers: back the next block")
+            liquidatable = self.liquidatable()
+            for owner, sub in liquidatable:
+                markets = [m for m in range(len(S.MARKETS)) if self.model.sizes.get((owner, sub, m), 0)]
+                market = max(markets, key=lambda m: abs(self.model.sizes[(owner, sub, m)]) * self.index(m)[0])
+                self.liquidate(owner, sub, market)
+            limited = {m for m in range(len(S.MARKETS)) if self.refusals.liquidation_limit_reached(m)}
+            if not any(self.model.sizes.get((*s, m), 0) for s in self.liquidatable() for m in limited):
+                break
         for bankrupt in self.bankrupt():
-            self._deleverage_fully(bankrupt, adl.fraction)
+            if self.health(*bankrupt).equity >= 0:
+                self.discharge(bankrupt)
+            else:
+                self._deleverage_fully(bankrupt, adl.fraction)
         for order_id in self._triggered_orders():
             self.execute_trigger(order_id)
+        if self._triggered_orders():  # refused (an earlier order moved the skew, say): once more next block
+            self.chain.mine(BLOCK_SECONDS)
+            self._collect_events()
+            self.path("keepers: triggers again the next block")
+            for order_id in self._triggered_orders():
+                self.execute_trigger(order_id)
 
     def _deleverage_fully(self, bankrupt: tuple[str, int], first_fraction: float | None) -> None:
         """ADL a first slice of `first_fraction` of the bankrupt position (None: all it can),
@@ -299,9 +348,12 @@ class ProtocolFuzz(ProtocolMachine):
         return side, -side * move, round(collateral, 2)
 
     def _reopen(self, market: int) -> None:
-        """The owner reopens the market and the reporters bring its feed back to valid."""
+        """The owner reopens the market, lowers a reserve that would hold the whale's trade back
+        (an LP run's), and the reporters bring its feed back to valid."""
         if self.model.status[market] != (False, False):
             self.set_market_status(market, False, False)
+        if self.protocol.vault.call("reserve_factor") > to_wad(WHALE_RESERVE_FACTOR):
+            self.set_reserve_factor(WHALE_RESERVE_FACTOR)
         if not self.index(market)[1]:
             self.advance_time(S.ORACLE.breach_timeout, refresh=True)
             self.advance_time(S.ORACLE.breach_timeout, refresh=True)
@@ -320,8 +372,10 @@ class ProtocolFuzz(ProtocolMachine):
         size = side * max(1, int(abs(position) * order.fraction))
         index = self.index(market)[0] / WAD
         trigger = index * (1 + order.distance)
-        limit = {"none": None, "loose": index * (1.2 if side > 0 else 0.8), "tight": index}[order.limit]
-        self.place_trigger(owner, sub, market, size, trigger, order.kind, limit, order.keeper_fee)
+        loose = index * (1.2 if side > 0 else 0.8)
+        limit = {"default": None, "missing": None, "loose": loose, "tight": index}[order.limit]
+        self.place_trigger(owner, sub, market, size, trigger, order.kind, limit, order.keeper_fee,
+                           missing_limit=order.limit == "missing")
 
     @rule(pick=S.picks)
     def execute_trigger_order(self, pick: int) -> None:
