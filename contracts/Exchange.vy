@@ -34,6 +34,7 @@
 from ethereum.ercs import IERC20
 from interfaces import IOracle
 from interfaces import IPayer
+import modules.constants as c
 import modules.fixed_math as fm
 import modules.bounds as bounds
 import modules.perp_math as pm
@@ -46,10 +47,7 @@ interface IReserve:
     def reserve_factor() -> uint256: view
 
 # ---------------------------------------------------------------- CONSTANTS
-WAD: constant(uint256) = 10**18
-IWAD: constant(int256) = 10**18
 MAX_POSITIONS: constant(uint256) = 8
-MAX_MARKETS: constant(uint256) = 16
 # Bounds of market parameters (amounts and sizes: modules/bounds.vy), far beyond any real use.
 MAX_PARAM: constant(uint256) = 10**36   # skew scale, funding caps, premium half-life
 
@@ -233,7 +231,7 @@ def add_market(params: MarketParams) -> uint256:
     """
     ownable._check_owner()
     market: uint256 = self.market_count
-    assert market < MAX_MARKETS, "exchange: too many markets"
+    assert market < c.MAX_MARKETS, "exchange: too many markets"
     self._check_params(params)
     self.markets[market] = params
     self.market_states[market].last_update = block.timestamp
@@ -605,13 +603,13 @@ def open_interest_notional() -> uint256:
 @internal
 def _open_interest_notional() -> uint256:
     total: uint256 = 0
-    for m: uint256 in range(MAX_MARKETS):
+    for m: uint256 in range(c.MAX_MARKETS):
         if m >= self.market_count:
             break
         index: uint256 = 0
         valid: bool = False
         index, valid = self._index(m)
-        total += (self.market_states[m].oi_long + self.market_states[m].oi_short) * index // WAD
+        total += (self.market_states[m].oi_long + self.market_states[m].oi_short) * index // c.WAD
     return total
 
 
@@ -653,10 +651,10 @@ def _amount_wad(amount: uint256) -> int256:
 @view
 @internal
 def _check_params(p: MarketParams):
-    assert p.mmf > 0 and p.mmf < p.imf and p.imf <= WAD, "exchange: bad margin fractions"
+    assert p.mmf > 0 and p.mmf < p.imf and p.imf <= c.WAD, "exchange: bad margin fractions"
     assert p.skew_scale > 0, "exchange: zero skew scale"
-    assert p.taker_fee < WAD, "exchange: fee too high"
-    assert p.insurance_fee_share <= WAD, "exchange: share above 100%"
+    assert p.taker_fee < c.WAD, "exchange: fee too high"
+    assert p.insurance_fee_share <= c.WAD, "exchange: share above 100%"
     assert p.funding_model <= FUNDING_VELOCITY, "exchange: unknown funding model"
     assert p.mark_mode <= MARK_MEDIAN, "exchange: unknown mark mode"
     assert max(max(p.skew_scale, p.premium_half_life), max(p.max_funding_rate, p.max_funding_velocity)) <= MAX_PARAM, "exchange: parameter too large"
@@ -688,7 +686,7 @@ def _index(market: uint256) -> (uint256, bool):
 @internal
 def _premium(market: uint256, skew: int256) -> int256:
     """skew / skew_scale, clamped to [-1, 1]."""
-    return fm.clamp(skew * IWAD // convert(self.markets[market].skew_scale, int256), -IWAD, IWAD)
+    return fm.clamp(skew * c.IWAD // convert(self.markets[market].skew_scale, int256), -c.IWAD, c.IWAD)
 
 
 @view
@@ -758,8 +756,8 @@ def _mark(market: uint256, index: uint256, ema: int256) -> uint256:
     if mode == MARK_ORACLE:
         return index
     if mode == MARK_PREMIUM:
-        return convert(fm.mul_down(convert(index, int256), IWAD + self._premium(market, self._skew_ref(market))), uint256)
-    ema_price: uint256 = convert(fm.mul_down(convert(index, int256), IWAD + fm.clamp(ema, -IWAD, IWAD)), uint256)
+        return convert(fm.mul_down(convert(index, int256), c.IWAD + self._premium(market, self._skew_ref(market))), uint256)
+    ema_price: uint256 = convert(fm.mul_down(convert(index, int256), c.IWAD + fm.clamp(ema, -c.IWAD, c.IWAD)), uint256)
     twap: uint256 = staticcall self.oracle.twap(self.markets[market].asset, self.markets[market].twap_window)
     if twap == 0:
         twap = index
@@ -818,10 +816,10 @@ def _health(owner: address, subaccount: uint256, worst: bool) -> Health:
         cum, rate, ema = self._pending(m, index)
         mark: uint256 = self._mark(m, index, ema)
         h.equity += fm.mul_down(pos.size, convert(mark, int256)) - pos.cost - self._funding_owed(pos, cum)
-        notional: uint256 = convert(abs(pos.size), uint256) * mark // WAD
+        notional: uint256 = convert(abs(pos.size), uint256) * mark // c.WAD
         h.notional += notional
-        h.initial_margin += (notional * self.markets[m].imf + WAD - 1) // WAD
-        h.maintenance_margin += (notional * self.markets[m].mmf + WAD - 1) // WAD
+        h.initial_margin += (notional * self.markets[m].imf + c.WAD - 1) // c.WAD
+        h.maintenance_margin += (notional * self.markets[m].mmf + c.WAD - 1) // c.WAD
     return h
 
 
@@ -878,7 +876,7 @@ def _trade(owner: address, subaccount: uint256, market: uint256, size_delta: int
                                        self.markets[market].skew_scale, size_delta)
         assert price <= quote if size_delta > 0 else price >= quote, "exchange: skew moved this block"
 
-    fee: uint256 = (convert(abs(size_delta), uint256) * price // WAD * self.markets[market].taker_fee + WAD * PRECISION - 1) // (WAD * PRECISION)
+    fee: uint256 = (convert(abs(size_delta), uint256) * price // c.WAD * self.markets[market].taker_fee + c.WAD * PRECISION - 1) // (c.WAD * PRECISION)
     fill: Fill = self._fill(owner, subaccount, market, size_delta, price, fee)
 
     if adds_risk:
@@ -887,7 +885,7 @@ def _trade(owner: address, subaccount: uint256, market: uint256, size_delta: int
         # the Vault's free tokens must cover reserve_factor of all open interest (GMX v2)
         reserve_factor: uint256 = staticcall IReserve(VAULT.address).reserve_factor()
         if reserve_factor > 0:
-            reserve: uint256 = reserve_factor * self._open_interest_notional() // WAD
+            reserve: uint256 = reserve_factor * self._open_interest_notional() // c.WAD
             assert (staticcall VAULT.token_balance()) * PRECISION >= reserve + self.vault_debt, "exchange: vault reserve exceeded"
     h: Health = self._health(owner, subaccount, True)
     if adds_risk:
@@ -944,7 +942,7 @@ def _fill(owner: address, subaccount: uint256, market: uint256, size_delta: int2
     # passes the fund its share of the fee
     pnl_tokens: int256 = fm.floor_div(realized - funding, convert(PRECISION, int256))
     self._settle_with_vault(owner, subaccount, (pnl_tokens - convert(fee, int256)) * convert(PRECISION, int256))
-    insurance_fee: uint256 = fee * self.markets[market].insurance_fee_share // WAD
+    insurance_fee: uint256 = fee * self.markets[market].insurance_fee_share // c.WAD
     if insurance_fee > 0:
         self._pay(VAULT, INSURANCE_FUND.address, insurance_fee)
     return Fill(realized_pnl=realized, funding_paid=funding, collateral_delta=pnl_tokens - convert(fee, int256))

@@ -35,6 +35,7 @@
 
 from interfaces import IExchangeCore
 from interfaces import IPayer
+import modules.constants as c
 import modules.fixed_math as fm
 import modules.perp_math as pm
 import modules.ownable as ownable
@@ -43,8 +44,6 @@ initializes: ownable
 exports: (ownable.owner, ownable.transfer_ownership)
 
 # ---------------------------------------------------------------- CONSTANTS
-WAD: constant(uint256) = 10**18
-IWAD: constant(int256) = 10**18
 SHRINK_STEPS: constant(uint256) = 16  # halvings a partial close may take to stay within its equity
 
 # ---------------------------------------------------------------- STRUCTS
@@ -132,8 +131,8 @@ def set_params(market: uint256, params: LiquidationParams):
     """
     ownable._check_owner()
     assert market < staticcall EXCHANGE.market_count(), "liquidator: unknown market"
-    assert params.liquidation_fee < WAD, "liquidator: fee too high"
-    assert params.keeper_fee_share <= WAD, "liquidator: share above 100%"
+    assert params.liquidation_fee < c.WAD, "liquidator: fee too high"
+    assert params.keeper_fee_share <= c.WAD, "liquidator: share above 100%"
     assert max(params.min_keeper_fee, params.liquidation_limit_scalar) <= 10**36, "liquidator: parameter too large"
     self.params[market] = params
     log ParamsSet(market=market, params=params)
@@ -165,7 +164,7 @@ def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: ui
     size: uint256 = convert(abs(pos.size), uint256)
     close: uint256 = min(self._close_size(market, h, mark, size), max_size)
     assert close > 0, "liquidator: zero size"
-    if (size - close) * mark // WAD < lp.min_position_notional:
+    if (size - close) * mark // c.WAD < lp.min_position_notional:
         close = size
     close = min(close, self._capacity(market, lp))
     assert close > 0, "liquidator: limit reached"
@@ -188,7 +187,7 @@ def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: ui
         delta = -convert(close, int256) if pos.size > 0 else convert(close, int256)
         price = pm.fill_price(index, skew, skew_scale, delta)
         gain = -fm.mul_up(delta, convert(price, int256) - convert(mark, int256))
-        share: uint256 = convert(max(h.equity, 0), uint256) * (close * mark // WAD) // h.notional
+        share: uint256 = convert(max(h.equity, 0), uint256) * (close * mark // c.WAD) // h.notional
         room = convert(share, int256) + gain
         if last or h.equity <= 0 or room >= convert(precision, int256) or close == 1:
             break
@@ -205,12 +204,12 @@ def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: ui
             return 0
     self._use_capacity(market, close)
 
-    fee: uint256 = (close * mark // WAD * lp.liquidation_fee + WAD * precision - 1) // (WAD * precision)
+    fee: uint256 = (close * mark // c.WAD * lp.liquidation_fee + c.WAD * precision - 1) // (c.WAD * precision)
     if not last:
         # none from an account under water: its fee would be paid by whoever covers its debt
         cap: uint256 = convert(max(room, 0), uint256) // precision if h.equity > 0 else 0
         fee = min(fee, cap - min(cap, 1))
-    keeper_fee: uint256 = fee * lp.keeper_fee_share // WAD
+    keeper_fee: uint256 = fee * lp.keeper_fee_share // c.WAD
     paid_keeper: uint256 = 0
     paid_insurance: uint256 = 0
     # the fund tops the keeper up to the minimum once per position, when it closes: never
@@ -264,11 +263,11 @@ def deleverage(bankrupt_owner: address, bankrupt_subaccount: uint256, target_own
     # margin (two token units kept back for the fills' rounding), so ADL never makes its
     # target liquidatable, let alone leaves it under water.
     adverse: uint256 = max(price, mark) - min(price, mark)
-    freed: uint256 = mark * (staticcall EXCHANGE.markets(market)).mmf // WAD
+    freed: uint256 = mark * (staticcall EXCHANGE.markets(market)).mmf // c.WAD
     if adverse > freed:
         h: IExchangeCore.Health = staticcall EXCHANGE.health(target_owner, target_subaccount)
         room: int256 = h.equity - convert(h.maintenance_margin, int256) - 2 * convert(staticcall EXCHANGE.PRECISION(), int256)
-        amount = min(amount, convert(max(room, 0), uint256) * WAD // (adverse - freed))
+        amount = min(amount, convert(max(room, 0), uint256) * c.WAD // (adverse - freed))
     assert amount > 0, "liquidator: target equity too low"
 
     covered: uint256 = acct.deficit
@@ -342,12 +341,12 @@ def liquidation_price(owner: address, subaccount: uint256, market: uint256) -> u
     mark: int256 = convert(staticcall EXCHANGE.mark_price(market), int256)
     mmf: int256 = convert((staticcall EXCHANGE.markets(market)).mmf, int256)
     size_abs: int256 = abs(pos.size)
-    mm_here: int256 = size_abs * mark // IWAD * mmf // IWAD
+    mm_here: int256 = size_abs * mark // c.IWAD * mmf // c.IWAD
     mm_others: int256 = convert(h.maintenance_margin, int256) - mm_here
-    denominator: int256 = pos.size - size_abs * mmf // IWAD
+    denominator: int256 = pos.size - size_abs * mmf // c.IWAD
     if denominator == 0:
         return 0
-    price: int256 = (mm_others - h.equity + pos.size * mark // IWAD) * IWAD // denominator
+    price: int256 = (mm_others - h.equity + pos.size * mark // c.IWAD) * c.IWAD // denominator
     return convert(max(price, 0), uint256)
 
 
@@ -382,7 +381,7 @@ def _close_size(market: uint256, h: IExchangeCore.Health, mark: uint256, size: u
         return size
     gap: uint256 = h.initial_margin - convert(h.equity, uint256)
     per_unit: uint256 = mark * (imf - fee_rate)
-    return min(size, (gap * WAD * WAD + per_unit - 1) // per_unit)
+    return min(size, (gap * c.WAD * c.WAD + per_unit - 1) // per_unit)
 
 
 @view
@@ -392,7 +391,7 @@ def _capacity(market: uint256, lp: LiquidationParams) -> uint256:
     if lp.liquidation_limit_scalar == 0:
         return max_value(uint256)
     p: IExchangeCore.MarketParams = staticcall EXCHANGE.markets(market)
-    limit: uint256 = lp.liquidation_limit_scalar * p.taker_fee // WAD * p.skew_scale // WAD
+    limit: uint256 = lp.liquidation_limit_scalar * p.taker_fee // c.WAD * p.skew_scale // c.WAD
     if limit == 0:
         return max_value(uint256)
     used: uint256 = 0
@@ -430,7 +429,7 @@ def _bankruptcy_price(size: int256, equity: int256, mark: uint256) -> uint256:
             rounded (and moved two wei) so that the bankrupt side, closed there, does not end
             below zero after the fill's own rounding.
     """
-    distance: int256 = fm.ceil_div(abs(equity) * IWAD, abs(size)) + 2
+    distance: int256 = fm.ceil_div(abs(equity) * c.IWAD, abs(size)) + 2
     if (size > 0) == (equity < 0):
         return convert(convert(mark, int256) + distance, uint256)
     return convert(max(convert(mark, int256) - distance, 0), uint256)

@@ -23,6 +23,7 @@
 """
 
 from interfaces import IOracle
+import modules.constants as c
 import modules.ownable as ownable
 
 initializes: ownable
@@ -31,7 +32,6 @@ exports: (ownable.owner, ownable.transfer_ownership)
 implements: IOracle
 
 # ---------------------------------------------------------------- CONSTANTS
-WAD: constant(uint256) = 10**18
 MAX_REPORTERS: constant(uint256) = 16
 OBSERVATIONS: constant(uint256) = 32
 # Input bounds that keep deadlines and the TWAP accumulator far from overflow.
@@ -333,7 +333,7 @@ def _band(asset: uint256) -> (uint256, uint256, uint256, bool):
 @internal
 def _deviation(a: uint256, b: uint256) -> uint256:
     diff: uint256 = a - b if a > b else b - a
-    return diff * WAD // b
+    return diff * c.WAD // b
 
 
 @internal

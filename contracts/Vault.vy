@@ -30,6 +30,7 @@ from interfaces import IExchange
 from interfaces import IOracle
 from interfaces import ILiquidator
 import modules.bounds as bounds
+import modules.constants as c
 import modules.fixed_math as fm
 import modules.perp_math as pm
 import modules.ownable as ownable
@@ -40,11 +41,8 @@ initializes: ownable
 exports: (ownable.owner, ownable.transfer_ownership)
 
 # ---------------------------------------------------------------- CONSTANTS
-WAD: constant(uint256) = 10**18
-IWAD: constant(int256) = 10**18
-MAX_MARKETS: constant(uint256) = 16
 # Input bounds that keep every product far below 2**256.
-MAX_RESERVE_FACTOR: constant(uint256) = 100 * WAD  # reserves of 100x open-interest notional
+MAX_RESERVE_FACTOR: constant(uint256) = 100 * c.WAD  # reserves of 100x open-interest notional
 VIRTUAL_SHARES: constant(uint256) = 10**18  # one share that nobody owns
 VIRTUAL_ASSETS: constant(int256) = 10**18   # and the dollar it is worth
 
@@ -177,7 +175,7 @@ def withdraw(share_amount: uint256) -> uint256:
     # what the Vault owes the Exchange comes first
     debt: uint256 = staticcall IExchange(self.exchange).vault_debt()
     assert amount * PRECISION + debt <= balance * PRECISION, "vault: insufficient liquidity"
-    reserve: uint256 = self.reserve_factor * (staticcall IExchange(self.exchange).open_interest_notional()) // WAD
+    reserve: uint256 = self.reserve_factor * (staticcall IExchange(self.exchange).open_interest_notional()) // c.WAD
     assert (balance - amount) * PRECISION >= reserve + debt, "vault: below reserve"
     self.total_shares -= share_amount
     self.shares[msg.sender] -= share_amount
@@ -233,7 +231,7 @@ def share_price() -> uint256:
     nav: int256 = self._nav(False)
     if nav + VIRTUAL_ASSETS <= 0:
         return 0
-    return convert(nav + VIRTUAL_ASSETS, uint256) * WAD // (self.total_shares + VIRTUAL_SHARES)
+    return convert(nav + VIRTUAL_ASSETS, uint256) * c.WAD // (self.total_shares + VIRTUAL_SHARES)
 
 
 @view
@@ -257,7 +255,7 @@ def _nav(ask: bool) -> int256:
     liquidator: ILiquidator = ILiquidator(staticcall ex.liquidator())
     value: int256 = held + convert(staticcall ex.vault_receivable(), int256) - convert(staticcall ex.vault_debt(), int256)
     count: uint256 = staticcall ex.market_count()
-    for m: uint256 in range(MAX_MARKETS):
+    for m: uint256 in range(c.MAX_MARKETS):
         if m >= count:
             break
         value -= self._traders_value(ex, oracle, liquidator, m, ask)
@@ -280,7 +278,7 @@ def _traders_value(ex: IExchange, oracle: IOracle, liquidator: ILiquidator, mark
     valid: bool = False
     price, low, high, valid = staticcall oracle.price_band(p.asset)
     skew: int256 = convert(s.oi_long, int256) - convert(s.oi_short, int256)
-    premium: int256 = fm.clamp(skew * IWAD // convert(p.skew_scale, int256), -IWAD, IWAD)
+    premium: int256 = fm.clamp(skew * c.IWAD // convert(p.skew_scale, int256), -c.IWAD, c.IWAD)
     cumulative: int256 = 0
     rate: int256 = 0
     ema: int256 = 0

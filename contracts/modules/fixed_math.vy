@@ -8,8 +8,7 @@
      these helpers floor or ceil instead.
 """
 
-WAD: constant(uint256) = 10**18
-IWAD: constant(int256) = 10**18
+from . import constants as c
 
 
 @internal
@@ -47,8 +46,11 @@ def ceil_div(a: int256, b: int256) -> int256:
 def mul_down(a: int256, b: int256) -> int256:
     """
     @notice a * b / 1e18, floored.
+    @param a A factor, any scale.
+    @param b A factor, 1e18 fixed point.
+    @return The product, in the scale of `a`.
     """
-    return self.floor_div(a * b, IWAD)
+    return self.floor_div(a * b, c.IWAD)
 
 
 @internal
@@ -56,8 +58,11 @@ def mul_down(a: int256, b: int256) -> int256:
 def mul_up(a: int256, b: int256) -> int256:
     """
     @notice a * b / 1e18, ceiled.
+    @param a A factor, any scale.
+    @param b A factor, 1e18 fixed point.
+    @return The product, in the scale of `a`.
     """
-    return self.ceil_div(a * b, IWAD)
+    return self.ceil_div(a * b, c.IWAD)
 
 
 @internal
@@ -65,14 +70,22 @@ def mul_up(a: int256, b: int256) -> int256:
 def clamp(x: int256, lo: int256, hi: int256) -> int256:
     """
     @notice x limited to [lo, hi].
+    @param x The value, any scale.
+    @param lo The lower bound, in the scale of `x`.
+    @param hi The upper bound, in the scale of `x`; not below `lo`.
+    @return max(lo, min(x, hi)).
     """
     return max(lo, min(x, hi))
 
 
 @internal
 @pure
-def median3(a: uint256, b: uint256, c: uint256) -> uint256:
+def median3(x: uint256, y: uint256, z: uint256) -> uint256:
     """
     @notice The middle one of three values.
+    @param x A value, any scale.
+    @param y A value, in the scale of `x`.
+    @param z A value, in the scale of `x`.
+    @return The median of the three.
     """
-    return max(min(a, b), min(max(a, b), c))
+    return max(min(x, y), min(max(x, y), z))

@@ -8,14 +8,15 @@
 @dev Stateless. Prices, sizes and rates are 1e18 fixed point; funding rates are per day.
 """
 
+from . import constants as c
 from . import fixed_math as fm
 
-IWAD: constant(int256) = 10**18
-DAY: constant(int256) = 86400
-LN2: constant(int256) = 693147180559945309
+# ---------------------------------------------------------------- CONSTANTS
+DAY: constant(int256) = 86400                   # seconds
+LN2: constant(int256) = 693147180559945309      # ln 2, 1e18
 INTEREST_8H: constant(int256) = 10**14          # 0.01% per 8 h
 INTEREST_CLAMP_8H: constant(int256) = 5 * 10**14  # 0.05% per 8 h
-FUNDING_PREMIUM: constant(uint256) = 0
+FUNDING_PREMIUM: constant(uint256) = 0          # the `premium` funding model's id (1: velocity)
 
 
 @pure
@@ -53,8 +54,8 @@ def close_value(price: uint256, skew: int256, skew_scale: uint256) -> int256:
     """
     value: int256 = fm.mul_down(skew, convert(price, int256))
     # skew^2 * price / (2 skew_scale) >= 0, rounded down
-    half_premium: int256 = abs(skew) * IWAD // (2 * convert(skew_scale, int256))
-    return value + abs(value) * half_premium // IWAD
+    half_premium: int256 = abs(skew) * c.IWAD // (2 * convert(skew_scale, int256))
+    return value + abs(value) * half_premium // c.IWAD
 
 
 @pure
@@ -71,17 +72,17 @@ def pending_funding(model: uint256, imf: uint256, mmf: uint256, max_rate: uint25
          alpha = dt / (dt + tau), tau = half_life / ln 2.
     @param model 0 premium, 1 velocity.
     @param imf Initial margin fraction, 1e18 == 100%.
-    @param mmf Maintenance margin fraction.
-    @param max_rate Per day; the velocity model's cap.
-    @param max_velocity Per day, per day, at full skew.
-    @param half_life Seconds, of the premium EMA.
+    @param mmf Maintenance margin fraction, 1e18 == 100%.
+    @param max_rate The velocity model's cap on the rate, per day, 1e18 == 100%.
+    @param max_velocity The velocity model's rate change per day, per day, at full skew, 1e18.
+    @param half_life Half-life of the premium EMA, seconds.
     @param cumulative The funding index, USD per base unit 1e18.
-    @param rate The funding rate, per day 1e18.
+    @param rate The funding rate, per day, 1e18 == 100%.
     @param ema The premium EMA, 1e18.
     @param premium skew / skew_scale, clamped to [-1, 1], 1e18.
     @param dt Seconds since the last accrual.
     @param index The oracle price, 1e18 USD.
-    @return (funding index, rate per day, premium EMA) after dt.
+    @return (funding index USD 1e18 per base unit, rate per day 1e18, premium EMA 1e18) after dt.
     """
     if dt == 0:
         return cumulative, rate, ema
@@ -93,11 +94,11 @@ def pending_funding(model: uint256, imf: uint256, mmf: uint256, max_rate: uint25
         new_rate = 3 * rate_8h
         average = new_rate
     else:
-        velocity: int256 = premium * convert(max_velocity, int256) // IWAD
+        velocity: int256 = premium * convert(max_velocity, int256) // c.IWAD
         cap: int256 = convert(max_rate, int256)
         new_rate = fm.clamp(rate + velocity * dt // DAY, -cap, cap)
         average = (rate + new_rate) // 2
-    new_cumulative: int256 = cumulative + convert(index, int256) * average // IWAD * dt // DAY
-    tau: int256 = convert(half_life, int256) * IWAD // LN2
+    new_cumulative: int256 = cumulative + convert(index, int256) * average // c.IWAD * dt // DAY
+    tau: int256 = convert(half_life, int256) * c.IWAD // LN2
     new_ema: int256 = ema + (premium - ema) * dt // (dt + tau)
     return new_cumulative, new_rate, new_ema

@@ -104,7 +104,7 @@ def vyper_constant(path: str, name: str) -> int:
     ("MAX_AMOUNT_TOKENS", "modules/bounds.vy", "MAX_AMOUNT"),
     ("MAX_SIZE_WAD", "modules/bounds.vy", "MAX_SIZE"),
     ("MAX_PARAM_WAD", "Exchange.vy", "MAX_PARAM"),
-    ("MAX_MARKETS", "Exchange.vy", "MAX_MARKETS"),
+    ("MAX_MARKETS", "modules/constants.vy", "MAX_MARKETS"),
     ("MAX_PRICE_WAD", "Oracle.vy", "MAX_PRICE"),
     ("MAX_DURATION", "Oracle.vy", "MAX_DURATION"),
     ("MAX_REPORTERS", "Oracle.vy", "MAX_REPORTERS"),
@@ -115,7 +115,8 @@ def test_mirrors_equal_the_contracts_constants(mirror: str, path: str, name: str
 
 def test_reserve_factor_mirror() -> None:
     text = (REPO / "contracts" / "Vault.vy").read_text()
-    assert re.search(r"^MAX_RESERVE_FACTOR: constant\(uint256\) = 100 \* WAD", text, re.M)
+    assert re.search(r"^MAX_RESERVE_FACTOR: constant\(uint256\) = 100 \* c\.WAD", text, re.M)
+    assert vyper_constant("modules/constants.vy", "WAD") == 10**18
     assert bounds.MAX_RESERVE_FACTOR_WAD == 100 * 10**18
 
 
