@@ -47,12 +47,12 @@ interface IReserve:
     def reserve_factor() -> uint256: view
 
 # ---------------------------------------------------------------- CONSTANTS
-MAX_POSITIONS: constant(uint256) = 8
+MAX_POSITIONS: constant(uint256) = 8  # positions per subaccount (IExchangeCore's Account says 8 too)
 # Bounds of market parameters (amounts and sizes: modules/bounds.vy), far beyond any real use.
 MAX_PARAM: constant(uint256) = 10**36   # skew scale, funding caps, premium half-life
 
-FUNDING_VELOCITY: constant(uint256) = 1
-MARK_ORACLE: constant(uint256) = 0
+FUNDING_VELOCITY: constant(uint256) = 1  # funding model ids; 0 is perp_math.FUNDING_PREMIUM
+MARK_ORACLE: constant(uint256) = 0      # mark price modes
 MARK_PREMIUM: constant(uint256) = 1
 MARK_MEDIAN: constant(uint256) = 2
 
@@ -66,75 +66,75 @@ flag Role:
 struct MarketParams:
     asset: uint256                 # oracle asset id
     imf: uint256                   # initial margin fraction, 1e18 == 100%
-    mmf: uint256                   # maintenance margin fraction
-    taker_fee: uint256             # fraction of notional
-    insurance_fee_share: uint256   # share of the taker fee to the InsuranceFund
+    mmf: uint256                   # maintenance margin fraction, 1e18 == 100%
+    taker_fee: uint256             # fraction of notional, 1e18 == 100%
+    insurance_fee_share: uint256   # share of the taker fee to the InsuranceFund, 1e18 == 100%
     skew_scale: uint256            # base units, 1e18; premium = skew / skew_scale
-    max_oi: uint256                # per side, base units
+    max_oi: uint256                # per side, base units 1e18
     funding_model: uint256         # 0 premium (dYdX), 1 velocity (Synthetix)
-    max_funding_rate: uint256      # per day; cap of the velocity model
-    max_funding_velocity: uint256  # per day, per day, at full skew
+    max_funding_rate: uint256      # per day, 1e18 == 100%; cap of the velocity model
+    max_funding_velocity: uint256  # per day, per day, at full skew, 1e18
     mark_mode: uint256             # 0 oracle, 1 premium, 2 median
     premium_half_life: uint256     # seconds, median mark's premium EMA
     twap_window: uint256           # seconds, median mark's oracle TWAP
-    allow_unrealized_withdrawal: bool
+    allow_unrealized_withdrawal: bool  # withdrawals may take unrealised PnL out
 
 struct MarketState:
-    oi_long: uint256
-    oi_short: uint256
-    sum_cost: int256               # sum of positions' cost basis, USD
-    sum_funding_entry: int256      # sum of size * funding_entry / 1e18
-    cumulative_funding: int256     # USD per base unit, grows while longs pay
-    funding_rate: int256           # per day
-    premium_ema: int256
-    last_update: uint256
-    deficit: uint256               # uncovered bad debt awaiting ADL, USD
-    paused: bool
-    reduce_only: bool
-    skew_ref: int256               # the skew when the current block began
-    ref_block: uint256             # the block of skew_ref
+    oi_long: uint256               # long open interest, base units 1e18
+    oi_short: uint256              # short open interest, base units 1e18
+    sum_cost: int256               # sum of positions' cost basis, USD 1e18
+    sum_funding_entry: int256      # sum of size * funding_entry / 1e18, USD 1e18
+    cumulative_funding: int256     # USD 1e18 per base unit, grows while longs pay
+    funding_rate: int256           # per day, 1e18 == 100%; > 0: longs pay
+    premium_ema: int256            # EMA of skew / skew_scale, 1e18
+    last_update: uint256           # unix seconds of the last accrual
+    deficit: uint256               # uncovered bad debt awaiting ADL, USD 1e18
+    paused: bool                   # no trades (liquidations go on)
+    reduce_only: bool              # no trade may add risk
+    skew_ref: int256               # the skew when the current block began, base units 1e18
+    ref_block: uint256             # the block number of skew_ref
 
 struct Position:
-    size: int256                   # base units; > 0 long
-    cost: int256                   # size * entry price, USD (signed like size)
+    size: int256                   # base units 1e18; > 0 long
+    cost: int256                   # size * entry price, USD 1e18 (signed like size)
     funding_entry: int256          # cumulative_funding when last settled
 
 struct Account:
-    collateral: int256             # USD; negative only while cross-margined PnL covers it
-    markets: DynArray[uint256, MAX_POSITIONS]
-    isolated: bool
-    bankrupt: bool
-    deficit: uint256               # this account's share of its market's deficit
+    collateral: int256             # USD 1e18; negative only while cross-margined PnL covers it
+    markets: DynArray[uint256, MAX_POSITIONS]  # ids of the markets it holds a position in
+    isolated: bool                 # one position at most
+    bankrupt: bool                 # its last position waits for ADL or discharge
+    deficit: uint256               # this account's share of its market's deficit, USD 1e18
 
-struct Health:
-    equity: int256
+struct Health:                     # all USD 1e18, at mark
+    equity: int256                 # collateral + unrealised PnL - funding owed
     initial_margin: uint256
     maintenance_margin: uint256
-    notional: uint256
+    notional: uint256              # sum of |size| * mark
 
 struct Fill:
-    realized_pnl: int256
-    funding_paid: int256
-    collateral_delta: int256       # in token units
+    realized_pnl: int256           # USD 1e18
+    funding_paid: int256           # USD 1e18; < 0: received
+    collateral_delta: int256       # in token units (6 decimals)
 
 # ---------------------------------------------------------------- IMMUTABLES
-COLLATERAL: public(immutable(IERC20))
-PRECISION: public(immutable(uint256))
-VAULT: public(immutable(IPayer))
-INSURANCE_FUND: public(immutable(IPayer))
+COLLATERAL: public(immutable(IERC20))      # the collateral token (6 decimals for USDC)
+PRECISION: public(immutable(uint256))      # 10**(18 - token decimals): USD 1e18 per token unit
+VAULT: public(immutable(IPayer))           # the LP pool, every trade's counterparty
+INSURANCE_FUND: public(immutable(IPayer))  # pays bad debt and backs the keepers' minimum fee
 
 # ---------------------------------------------------------------- STORAGE
-guardian: public(address)
-oracle: public(IOracle)
-trigger_orders: public(address)
-liquidator: public(address)
-market_count: public(uint256)
+guardian: public(address)          # may pause a market or make it reduce-only
+oracle: public(IOracle)            # the price feed
+trigger_orders: public(address)    # the TriggerOrders contract: trade_for, charge_fee
+liquidator: public(address)        # the Liquidator: liquidation_fill, declare_bankrupt, deleverage_fill, discharge
+market_count: public(uint256)      # markets listed; ids are 0 .. market_count - 1
 vault_receivable: public(uint256)  # sum of negative collateral, USD 1e18: owed to the Vault
 vault_debt: public(uint256)        # profit credited that the Vault has not paid yet, USD 1e18
-markets: public(HashMap[uint256, MarketParams])
-market_states: public(HashMap[uint256, MarketState])
-accounts: public(HashMap[address, HashMap[uint256, Account]])
-positions: public(HashMap[address, HashMap[uint256, HashMap[uint256, Position]]])
+markets: public(HashMap[uint256, MarketParams])      # market id -> parameters (units: MarketParams)
+market_states: public(HashMap[uint256, MarketState])  # market id -> state (units: MarketState)
+accounts: public(HashMap[address, HashMap[uint256, Account]])  # owner -> subaccount -> account
+positions: public(HashMap[address, HashMap[uint256, HashMap[uint256, Position]]])  # owner -> subaccount -> market id
 
 # ---------------------------------------------------------------- EVENTS
 event MarketAdded:
@@ -163,30 +163,30 @@ event IsolationSet:
 event Deposit:
     owner: indexed(address)
     subaccount: indexed(uint256)
-    amount: uint256
+    amount: uint256              # tokens (6 decimals)
 
 event Withdraw:
     owner: indexed(address)
     subaccount: indexed(uint256)
-    amount: uint256
+    amount: uint256              # tokens (6 decimals)
 
 event FundingAccrued:
     market: indexed(uint256)
-    index_price: uint256
-    cumulative_funding: int256
-    funding_rate: int256
-    premium_ema: int256
+    index_price: uint256         # USD 1e18
+    cumulative_funding: int256   # USD per base unit 1e18
+    funding_rate: int256         # per day, 1e18 == 100%
+    premium_ema: int256          # 1e18
 
 event Trade:
     owner: indexed(address)
     subaccount: indexed(uint256)
     market: indexed(uint256)
-    size_delta: int256
-    fill_price: uint256
-    fee: uint256
-    realized_pnl: int256
-    funding_paid: int256
-    new_size: int256
+    size_delta: int256           # base units 1e18; > 0 bought
+    fill_price: uint256          # USD 1e18
+    fee: uint256                 # tokens (6 decimals)
+    realized_pnl: int256         # USD 1e18
+    funding_paid: int256         # USD 1e18; < 0: received
+    new_size: int256             # base units 1e18
 
 event BadDebt:
     owner: indexed(address)
@@ -201,14 +201,15 @@ event FeeCharged:
     owner: indexed(address)
     subaccount: indexed(uint256)
     receiver: indexed(address)
-    amount: uint256
+    amount: uint256              # tokens (6 decimals) paid
 
 
 @deploy
 def __init__(collateral: IERC20, collateral_decimals: uint256, oracle: IOracle, vault: IPayer, insurance_fund: IPayer):
     """
+    @notice The deployer is the owner and the first guardian.
     @param collateral The collateral token.
-    @param collateral_decimals Its decimals (6 for USDC).
+    @param collateral_decimals Its decimals (6 for USDC), at most 18.
     @param oracle The price feed.
     @param vault The LP pool that takes the other side.
     @param insurance_fund The fund that pays bad debt.
@@ -227,6 +228,8 @@ def __init__(collateral: IERC20, collateral_decimals: uint256, oracle: IOracle, 
 def add_market(params: MarketParams) -> uint256:
     """
     @notice List a market. Only the owner.
+    @param params Its parameters: fractions 1e18 == 100%, sizes base units 1e18, funding
+           rates per day 1e18, durations seconds (see MarketParams).
     @return The new market's id.
     """
     ownable._check_owner()
@@ -245,6 +248,8 @@ def add_market(params: MarketParams) -> uint256:
 def set_market_params(market: uint256, params: MarketParams):
     """
     @notice Change a market's parameters, after accruing funding at the old ones. Only the owner.
+    @param market The market id.
+    @param params The new parameters, in the units `add_market` takes.
     """
     ownable._check_owner()
     self._check_market(market)
@@ -258,6 +263,9 @@ def set_market_params(market: uint256, params: MarketParams):
 def set_market_status(market: uint256, paused: bool, reduce_only: bool):
     """
     @notice Pause a market, or make it reduce-only. The guardian or the owner.
+    @param market The market id.
+    @param paused True stops every trade; liquidations go on.
+    @param reduce_only True refuses every trade that adds risk.
     """
     assert msg.sender == self.guardian or msg.sender == ownable.owner, "exchange: caller is not the guardian"
     self._check_market(market)
@@ -296,6 +304,8 @@ def set_isolated(subaccount: uint256, isolated: bool):
     """
     @notice Make a subaccount isolated (one position at most) or cross-margined.
             Only while it holds no position.
+    @param subaccount The caller's subaccount id.
+    @param isolated True for one position at most, False for cross margin.
     """
     assert len(self.accounts[msg.sender][subaccount].markets) == 0, "exchange: close positions first"
     self.accounts[msg.sender][subaccount].isolated = isolated
@@ -306,6 +316,8 @@ def set_isolated(subaccount: uint256, isolated: bool):
 def deposit(subaccount: uint256, amount: uint256):
     """
     @notice Deposit `amount` collateral tokens (6 decimals) into a subaccount of the caller.
+    @param subaccount The caller's subaccount id; not bankrupt.
+    @param amount Tokens (6 decimals), non-zero, at most bounds.MAX_AMOUNT.
     """
     self._amount_wad(amount)
     assert not self.accounts[msg.sender][subaccount].bankrupt, "exchange: account bankrupt"
@@ -320,6 +332,10 @@ def withdraw(subaccount: uint256, amount: uint256):
     @notice Withdraw `amount` collateral tokens (6 decimals). The subaccount must stay at or
             above initial margin, and may not take unrealised PnL out unless every market it
             holds allows it.
+    @dev The margin is checked at the end of each feed's disputed band that is worse for the
+         subaccount (the last accepted price while the feed is valid).
+    @param subaccount The caller's subaccount id; not bankrupt.
+    @param amount Tokens (6 decimals), non-zero, at most bounds.MAX_AMOUNT.
     """
     amount_wad: int256 = self._amount_wad(amount)
     acct: Account = self.accounts[msg.sender][subaccount]
@@ -345,6 +361,8 @@ def withdraw(subaccount: uint256, amount: uint256):
 def trade(subaccount: uint256, market: uint256, size_delta: int256, limit_price: uint256) -> uint256:
     """
     @notice Buy (size_delta > 0) or sell base units against the Vault at the skew-adjusted price.
+    @param subaccount The caller's subaccount id.
+    @param market The market id.
     @param size_delta Base units, 1e18.
     @param limit_price Worst acceptable fill, 1e18 USD: a buy reverts above it, a sell below.
     @return The fill price, 1e18 USD.
@@ -356,6 +374,13 @@ def trade(subaccount: uint256, market: uint256, size_delta: int256, limit_price:
 def trade_for(owner: address, subaccount: uint256, market: uint256, size_delta: int256, limit_price: uint256) -> uint256:
     """
     @notice A reduce-only trade on behalf of `owner`, by the TriggerOrders contract.
+    @dev It fills no worse than it would have at the skew the block began with.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @param market The market id.
+    @param size_delta Base units 1e18; > 0 buys.
+    @param limit_price Worst acceptable fill, 1e18 USD: a buy reverts above it, a sell below.
+    @return The fill price, 1e18 USD.
     """
     assert msg.sender == self.trigger_orders, "exchange: caller is not trigger orders"
     return self._trade(owner, subaccount, market, size_delta, limit_price, True)
@@ -387,7 +412,8 @@ def charge_fee(owner: address, subaccount: uint256, receiver: address, amount: u
 def accrue(market: uint256) -> (uint256, bool):
     """
     @notice Bring a market's funding, premium EMA and mark up to now. Anyone.
-    @return (index price 1e18, feed valid)
+    @param market The market id.
+    @return (index price 1e18 USD, feed valid)
     """
     self._check_market(market)
     index: uint256 = 0
@@ -447,6 +473,10 @@ def declare_bankrupt(owner: address, subaccount: uint256, market: uint256, short
     @notice The fund cannot cover a subaccount's shortfall (tokens, 6 decimals): it pays what it
             has, the rest becomes the market's deficit, and the subaccount's last position stays
             open for ADL. Only the Liquidator.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @param market The market of its last position.
+    @param shortfall What its collateral lacks, tokens (6 decimals).
     """
     self._only_liquidator()
     self._check_solvent(owner, subaccount)
@@ -467,6 +497,14 @@ def deleverage_fill(bankrupt_owner: address, bankrupt_subaccount: uint256, targe
     """
     @notice Close `size_delta` of a bankrupt position and the opposite of a target's, both at
             `price`, and take `deficit_covered` off the deficits. Only the Liquidator.
+    @param bankrupt_owner The bankrupt subaccount's owner.
+    @param bankrupt_subaccount The bankrupt subaccount.
+    @param target_owner The owner of the profitable opposite position.
+    @param target_subaccount The target subaccount.
+    @param market The market id.
+    @param size_delta Base units 1e18 the bankrupt position trades; the target trades the opposite.
+    @param price The bankruptcy price, 1e18 USD.
+    @param deficit_covered USD 1e18 taken off the bankrupt's and the market's deficit.
     """
     self._only_liquidator()
     assert self.accounts[bankrupt_owner][bankrupt_subaccount].bankrupt, "exchange: not bankrupt"
@@ -506,6 +544,9 @@ def health(owner: address, subaccount: uint256) -> Health:
     """
     @notice Equity, initial and maintenance margin and notional of a subaccount, USD 1e18,
             at the mark of the last accepted prices.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @return (equity, initial margin, maintenance margin, notional), USD 1e18.
     """
     return self._health(owner, subaccount, False)
 
@@ -515,6 +556,9 @@ def health(owner: address, subaccount: uint256) -> Health:
 def equity(owner: address, subaccount: uint256) -> int256:
     """
     @notice Collateral plus unrealised PnL at mark minus accrued funding, USD 1e18.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @return USD 1e18; negative when under water.
     """
     return self._health(owner, subaccount, False).equity
 
@@ -524,6 +568,10 @@ def equity(owner: address, subaccount: uint256) -> int256:
 def accrued_funding(owner: address, subaccount: uint256, market: uint256) -> int256:
     """
     @notice Funding a position owes since it was last settled, USD 1e18 (negative: it is owed).
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @param market The market id.
+    @return USD 1e18 (rounded up).
     """
     self._check_market(market)
     cum: int256 = 0
@@ -541,6 +589,8 @@ def accrued_funding(owner: address, subaccount: uint256, market: uint256) -> int
 def index_price(market: uint256) -> (uint256, bool):
     """
     @notice The oracle price of the market's asset and whether the feed is valid.
+    @param market The market id.
+    @return (last accepted price 1e18 USD, feed valid)
     """
     self._check_market(market)
     return self._index(market)
@@ -551,6 +601,8 @@ def index_price(market: uint256) -> (uint256, bool):
 def mark_price(market: uint256) -> uint256:
     """
     @notice The mark price in the market's mode, USD 1e18.
+    @param market The market id.
+    @return USD 1e18.
     """
     self._check_market(market)
     return self._mark_now(market)
@@ -561,6 +613,8 @@ def mark_price(market: uint256) -> uint256:
 def funding_rate(market: uint256) -> int256:
     """
     @notice The current funding rate per day, 1e18 == 100%; positive: longs pay.
+    @param market The market id.
+    @return Per day, 1e18 == 100%.
     """
     self._check_market(market)
     cum: int256 = 0
@@ -579,6 +633,9 @@ def fill_price(market: uint256, size_delta: int256) -> uint256:
     """
     @notice The price a trade of `size_delta` would fill at now: while the feed is invalid,
             at the end of its disputed band that is worse for the trade.
+    @param market The market id.
+    @param size_delta Base units 1e18; > 0 buys.
+    @return USD 1e18.
     """
     self._check_market(market)
     self._check_size(size_delta)
@@ -595,10 +652,35 @@ def fill_price(market: uint256, size_delta: int256) -> uint256:
 def open_interest_notional() -> uint256:
     """
     @notice Long plus short open interest at index prices, USD 1e18, over all markets.
+    @return USD 1e18.
     """
     return self._open_interest_notional()
 
 
+@view
+@external
+def position_pnl(owner: address, subaccount: uint256, market: uint256) -> int256:
+    """
+    @notice A position's unrealised PnL at mark minus the funding it owes, USD 1e18.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @param market The market id.
+    @return USD 1e18.
+    """
+    self._check_market(market)
+    pos: Position = self.positions[owner][subaccount][market]
+    index: uint256 = 0
+    valid: bool = False
+    index, valid = self._index(market)
+    cum: int256 = 0
+    rate: int256 = 0
+    ema: int256 = 0
+    cum, rate, ema = self._pending(market, index)
+    mark: int256 = convert(self._mark(market, index, ema), int256)
+    return fm.mul_down(pos.size, mark) - pos.cost - self._funding_owed(pos, cum)
+
+
+# ================================================================ INTERNAL: open interest
 @view
 @internal
 def _open_interest_notional() -> uint256:
@@ -821,25 +903,6 @@ def _health(owner: address, subaccount: uint256, worst: bool) -> Health:
         h.initial_margin += (notional * self.markets[m].imf + c.WAD - 1) // c.WAD
         h.maintenance_margin += (notional * self.markets[m].mmf + c.WAD - 1) // c.WAD
     return h
-
-
-@view
-@external
-def position_pnl(owner: address, subaccount: uint256, market: uint256) -> int256:
-    """
-    @notice A position's unrealised PnL at mark minus the funding it owes, USD 1e18.
-    """
-    self._check_market(market)
-    pos: Position = self.positions[owner][subaccount][market]
-    index: uint256 = 0
-    valid: bool = False
-    index, valid = self._index(market)
-    cum: int256 = 0
-    rate: int256 = 0
-    ema: int256 = 0
-    cum, rate, ema = self._pending(market, index)
-    mark: int256 = convert(self._mark(market, index, ema), int256)
-    return fm.mul_down(pos.size, mark) - pos.cost - self._funding_owed(pos, cum)
 
 
 # ================================================================ INTERNAL: position changes
