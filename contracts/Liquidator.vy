@@ -49,7 +49,7 @@ SHRINK_STEPS: constant(uint256) = 16  # halvings a partial close may take to sta
 # ---------------------------------------------------------------- STRUCTS
 struct LiquidationParams:
     liquidation_fee: uint256          # fraction of the notional closed, 1e18 == 100%
-    keeper_fee_share: uint256         # share of that fee paid to the keeper
+    keeper_fee_share: uint256         # share of that fee paid to the keeper, 1e18 == 100%
     min_position_notional: uint256    # USD 1e18; close all if less would remain
     liquidate_when_invalid: bool      # keep liquidating on the last valid price while the feed is invalid
     min_keeper_fee: uint256           # USD 1e18; the fund tops the keeper's share up to it
@@ -59,19 +59,19 @@ struct BankruptBook:
     size: int256           # sum of the bankrupt positions' sizes, base units 1e18
     cost: int256           # sum of their cost, USD 1e18
     collateral: int256     # sum of their subaccounts' collateral, USD 1e18
-    funding_entry: int256  # sum of size * funding_entry / 1e18
+    funding_entry: int256  # sum of size * funding_entry / 1e18, USD 1e18
 
 struct Window:
-    block_number: uint256
-    closed: uint256        # base units liquidated in that block
+    block_number: uint256  # the block the count is for
+    closed: uint256        # base units 1e18 liquidated in that block
 
 # ---------------------------------------------------------------- IMMUTABLES
-EXCHANGE: public(immutable(IExchangeCore))
+EXCHANGE: public(immutable(IExchangeCore))  # the Exchange this contract liquidates for
 
 # ---------------------------------------------------------------- STORAGE
-params: public(HashMap[uint256, LiquidationParams])
-bankrupt_books: public(HashMap[uint256, HashMap[bool, BankruptBook]])  # market, long side
-windows: public(HashMap[uint256, Window])
+params: public(HashMap[uint256, LiquidationParams])  # market id -> parameters (units: LiquidationParams)
+bankrupt_books: public(HashMap[uint256, HashMap[bool, BankruptBook]])  # market id, long side -> book (units: BankruptBook)
+windows: public(HashMap[uint256, Window])  # market id -> what the last block with a liquidation closed
 
 # ---------------------------------------------------------------- EVENTS
 event ParamsSet:
@@ -83,18 +83,18 @@ event Liquidation:
     subaccount: indexed(uint256)
     market: indexed(uint256)
     keeper: address
-    size: int256
-    price: uint256
-    keeper_fee: uint256
-    insurance_fee: uint256
-    remaining_equity: int256
+    size: int256               # base units 1e18 traded: the opposite of the position's sign
+    price: uint256             # USD 1e18
+    keeper_fee: uint256        # tokens (6 decimals) paid to the keeper
+    insurance_fee: uint256     # tokens (6 decimals) paid to the InsuranceFund
+    remaining_equity: int256   # USD 1e18
 
 event Bankruptcy:
     owner: indexed(address)
     subaccount: indexed(uint256)
     market: indexed(uint256)
     keeper: address
-    shortfall: uint256
+    shortfall: uint256         # tokens (6 decimals), more than the InsuranceFund held
 
 event Deleverage:
     bankrupt_owner: indexed(address)
@@ -102,32 +102,34 @@ event Deleverage:
     target_owner: indexed(address)
     target_subaccount: uint256
     market: indexed(uint256)
-    size: int256
-    price: uint256
-    deficit_covered: uint256
+    size: int256               # base units 1e18 the bankrupt position traded
+    price: uint256             # the bankruptcy price, USD 1e18
+    deficit_covered: uint256   # USD 1e18
 
 event Discharge:
     owner: indexed(address)
     subaccount: indexed(uint256)
     market: indexed(uint256)
-    deficit: uint256
+    deficit: uint256           # its share of the deficit that left with it, USD 1e18
 
 
 @deploy
 def __init__(exchange: IExchangeCore):
     """
+    @notice The deployer is the owner.
     @param exchange The Exchange this contract liquidates for.
     """
     EXCHANGE = exchange
     ownable.__init__()
 
 
+# ================================================================ ADMIN
 @external
 def set_params(market: uint256, params: LiquidationParams):
     """
     @notice Set a market's liquidation parameters. Only the owner.
     @param market The market id.
-    @param params Fractions 1e18 == 100%; amounts USD 1e18.
+    @param params Fractions 1e18 == 100%; amounts USD 1e18; the limit scalar 1e18 (see LiquidationParams).
     """
     ownable._check_owner()
     assert market < staticcall EXCHANGE.market_count(), "liquidator: unknown market"
@@ -138,6 +140,7 @@ def set_params(market: uint256, params: LiquidationParams):
     log ParamsSet(market=market, params=params)
 
 
+# ================================================================ KEEPERS
 @external
 def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: uint256) -> uint256:
     """
@@ -305,6 +308,7 @@ def discharge(owner: address, subaccount: uint256):
     log Discharge(owner=owner, subaccount=subaccount, market=market, deficit=acct.deficit)
 
 
+# ================================================================ VIEWS
 @view
 @external
 def is_liquidatable(owner: address, subaccount: uint256) -> bool:
@@ -368,6 +372,7 @@ def bankruptcy_price(owner: address, subaccount: uint256, market: uint256) -> ui
                                   staticcall EXCHANGE.mark_price(market))
 
 
+# ================================================================ INTERNAL
 @view
 @internal
 def _close_size(market: uint256, h: IExchangeCore.Health, mark: uint256, size: uint256) -> uint256:
