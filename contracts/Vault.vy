@@ -43,18 +43,18 @@ exports: (ownable.owner, ownable.transfer_ownership)
 # ---------------------------------------------------------------- CONSTANTS
 # Input bounds that keep every product far below 2**256.
 MAX_RESERVE_FACTOR: constant(uint256) = 100 * c.WAD  # reserves of 100x open-interest notional
-VIRTUAL_SHARES: constant(uint256) = 10**18  # one share that nobody owns
-VIRTUAL_ASSETS: constant(int256) = 10**18   # and the dollar it is worth
+VIRTUAL_SHARES: constant(uint256) = 10**18  # one share (1e18 scale) that nobody owns
+VIRTUAL_ASSETS: constant(int256) = 10**18   # and the dollar (USD 1e18) it is worth
 
 # ---------------------------------------------------------------- IMMUTABLES
-TOKEN: public(immutable(IERC20))
-PRECISION: public(immutable(uint256))  # 10**(18 - token decimals)
+TOKEN: public(immutable(IERC20))       # the collateral token (6 decimals for USDC)
+PRECISION: public(immutable(uint256))  # 10**(18 - token decimals): USD 1e18 per token unit
 
 # ---------------------------------------------------------------- STORAGE
-exchange: public(address)
+exchange: public(address)        # the Exchange this Vault backs, set once
 reserve_factor: public(uint256)  # 1e18 == 100% of open-interest notional
-total_shares: public(uint256)    # 1e18 scale
-shares: public(HashMap[address, uint256])
+total_shares: public(uint256)    # 1e18 scale, virtual share not included
+shares: public(HashMap[address, uint256])  # LP -> shares, 1e18 scale
 nav_at_close_price: public(bool)  # value the book at its closing fill (a defence; True is safe)
 
 # ---------------------------------------------------------------- EVENTS
@@ -62,34 +62,35 @@ event ExchangeSet:
     exchange: indexed(address)
 
 event ReserveFactorSet:
-    reserve_factor: uint256
+    reserve_factor: uint256  # 1e18 == 100% of open-interest notional
 
 event ValuationSet:
     nav_at_close_price: bool
 
 event Deposit:
     provider: indexed(address)
-    amount: uint256
-    shares: uint256
-    nav: int256
+    amount: uint256  # tokens (6 decimals)
+    shares: uint256  # minted, 1e18 scale
+    nav: int256      # the ask NAV before the deposit, USD 1e18
 
 event Withdraw:
     provider: indexed(address)
-    amount: uint256
-    shares: uint256
-    nav: int256
+    amount: uint256  # tokens (6 decimals)
+    shares: uint256  # burnt, 1e18 scale
+    nav: int256      # the bid NAV before the withdrawal, USD 1e18
 
 event Paid:
     receiver: indexed(address)
-    amount: uint256
+    amount: uint256  # tokens (6 decimals)
 
 
 @deploy
 def __init__(token: IERC20, token_decimals: uint256, reserve_factor: uint256):
     """
+    @notice The deployer is the owner. The book is valued at its closing fill.
     @param token The collateral token.
-    @param token_decimals Its decimals (6 for USDC).
-    @param reserve_factor 1e18 == reserves must cover 100% of open-interest notional.
+    @param token_decimals Its decimals (6 for USDC), at most 18.
+    @param reserve_factor 1e18 == reserves must cover 100% of open-interest notional; at most 100x.
     """
     TOKEN = token
     PRECISION = 10 ** (18 - token_decimals)
@@ -99,6 +100,7 @@ def __init__(token: IERC20, token_decimals: uint256, reserve_factor: uint256):
     self.nav_at_close_price = True
 
 
+# ================================================================ ADMIN
 @external
 def set_exchange(exchange: address):
     """
@@ -137,6 +139,7 @@ def set_nav_at_close_price(enabled: bool):
     log ValuationSet(nav_at_close_price=enabled)
 
 
+# ================================================================ LIQUIDITY
 @external
 def deposit(amount: uint256) -> uint256:
     """
@@ -184,6 +187,7 @@ def withdraw(share_amount: uint256) -> uint256:
     return amount
 
 
+# ================================================================ EXCHANGE
 @external
 def pay(receiver: address, amount: uint256) -> uint256:
     """
@@ -201,6 +205,7 @@ def pay(receiver: address, amount: uint256) -> uint256:
     return paid
 
 
+# ================================================================ VIEWS
 @view
 @external
 def nav() -> int256:
@@ -244,9 +249,14 @@ def token_balance() -> uint256:
     return staticcall TOKEN.balanceOf(self)
 
 
+# ================================================================ INTERNAL
 @view
 @internal
 def _nav(ask: bool) -> int256:
+    """
+    @notice NAV at the ask (`ask`, what deposits pay) or at the bid (what redemptions get),
+            USD 1e18, virtual assets not included.
+    """
     held: int256 = convert(staticcall TOKEN.balanceOf(self) * PRECISION, int256)
     if self.exchange == empty(address):
         return held
