@@ -26,14 +26,14 @@ from interfaces import IOracle
 import modules.constants as c
 import modules.ownable as ownable
 
+implements: IOracle
+
 initializes: ownable
 exports: (ownable.owner, ownable.transfer_ownership)
 
-implements: IOracle
-
 # ---------------------------------------------------------------- CONSTANTS
-MAX_REPORTERS: constant(uint256) = 16
-OBSERVATIONS: constant(uint256) = 32
+MAX_REPORTERS: constant(uint256) = 16  # whitelisted reporters
+OBSERVATIONS: constant(uint256) = 32   # TWAP observations kept per asset (a ring buffer)
 # Input bounds that keep deadlines and the TWAP accumulator far from overflow.
 MAX_DURATION: constant(uint256) = 10**9  # seconds (about 32 years)
 MAX_PRICE: constant(uint256) = 10**36    # 1e18 == $1: a quintillion dollars
@@ -48,31 +48,31 @@ struct FeedConfig:
     worse_price_when_invalid: bool  # report the disputed band while invalid (a defence; True is safe)
 
 struct Report:
-    price: uint256
-    timestamp: uint256
+    price: uint256            # USD 1e18
+    timestamp: uint256        # unix seconds
 
 struct FeedState:
     price: uint256            # last accepted price, 1e18
-    updated_at: uint256       # when it was accepted
-    breach_since: uint256     # 0 when no breach is pending
-    cumulative: uint256       # sum of price * seconds over accepted prices
-    cumulative_at: uint256
-    observation_index: uint256
-    reference: uint256        # the accepted price when the current block began
+    updated_at: uint256       # when it was accepted, unix seconds
+    breach_since: uint256     # unix seconds; 0 when no breach is pending
+    cumulative: uint256       # sum of price * seconds over accepted prices, USD 1e18 * seconds
+    cumulative_at: uint256    # unix seconds `cumulative` runs to
+    observation_index: uint256  # the newest observation's slot
+    reference: uint256        # the accepted price when the current block began, 1e18
     reference_block: uint256  # the block `reference` was taken in
-    breach_price: uint256     # the median the pending breach began (or restarted) at
+    breach_price: uint256     # the median the pending breach began (or restarted) at, 1e18
 
 struct Observation:
-    cumulative: uint256
-    timestamp: uint256
+    cumulative: uint256       # FeedState.cumulative then, USD 1e18 * seconds
+    timestamp: uint256        # unix seconds
 
 # ---------------------------------------------------------------- STORAGE
-reporters: public(DynArray[address, MAX_REPORTERS])
+reporters: public(DynArray[address, MAX_REPORTERS])  # the whitelist
 is_reporter: public(HashMap[address, bool])
-feeds: public(HashMap[uint256, FeedConfig])
-state: public(HashMap[uint256, FeedState])
-reports: public(HashMap[uint256, HashMap[address, Report]])
-observations: public(HashMap[uint256, Observation[OBSERVATIONS]])
+feeds: public(HashMap[uint256, FeedConfig])  # asset id -> configuration (units: FeedConfig)
+state: public(HashMap[uint256, FeedState])   # asset id -> feed state (units: FeedState)
+reports: public(HashMap[uint256, HashMap[address, Report]])  # asset id -> reporter -> last report
+observations: public(HashMap[uint256, Observation[OBSERVATIONS]])  # asset id -> TWAP ring buffer
 
 # ---------------------------------------------------------------- EVENTS
 event ReporterSet:
@@ -81,40 +81,46 @@ event ReporterSet:
 
 event FeedSet:
     asset: indexed(uint256)
-    max_age: uint256
+    max_age: uint256         # seconds
     min_reporters: uint256
-    max_deviation: uint256
-    breach_timeout: uint256
+    max_deviation: uint256   # 1e18 == 100%
+    breach_timeout: uint256  # seconds
 
 event PriceReported:
     asset: indexed(uint256)
     reporter: indexed(address)
-    price: uint256
+    price: uint256           # USD 1e18
 
 event PriceAccepted:
     asset: indexed(uint256)
-    price: uint256
-    reporters: uint256
+    price: uint256           # USD 1e18
+    reporters: uint256       # fresh reports in the median
 
 event DeviationBreach:
     asset: indexed(uint256)
-    median: uint256
-    last_price: uint256
+    median: uint256          # USD 1e18
+    last_price: uint256      # the guard's reference, USD 1e18
 
 event BreachCleared:
     asset: indexed(uint256)
-    price: uint256
+    price: uint256           # USD 1e18
+
 
 @deploy
 def __init__():
+    """
+    @notice The deployer is the owner.
+    """
     ownable.__init__()
 
 
-# ---------------------------------------------------------------- ADMIN
+# ================================================================ ADMIN
 @external
 def set_reporter(reporter: address, enabled: bool):
     """
-    @notice Add or remove a whitelisted reporter.
+    @notice Add or remove a whitelisted reporter. Only the owner.
+    @param reporter The reporter; not the zero address.
+    @param enabled True adds it (16 at most), False removes it.
     """
     ownable._check_owner()
     assert reporter != empty(address), "oracle: zero reporter"
@@ -136,8 +142,10 @@ def set_reporter(reporter: address, enabled: bool):
 @external
 def set_feed(asset: uint256, config: FeedConfig):
     """
-    @notice Create or change the feed of `asset`.
-    @param config See FeedConfig; max_deviation is 1e18 == 100%.
+    @notice Create or change the feed of `asset`. Only the owner.
+    @param asset The asset id.
+    @param config See FeedConfig: durations seconds (at most MAX_DURATION), max_deviation
+           1e18 == 100%.
     """
     ownable._check_owner()
     assert config.max_age > 0, "oracle: zero max_age"
@@ -152,6 +160,7 @@ def set_feed(asset: uint256, config: FeedConfig):
 def clear_breach(asset: uint256):
     """
     @notice Accept the current median of a feed in breach (the owner's override).
+    @param asset The asset id.
     """
     ownable._check_owner()
     assert self.feeds[asset].max_age > 0, "oracle: unknown asset"
@@ -163,11 +172,13 @@ def clear_breach(asset: uint256):
     log BreachCleared(asset=asset, price=median)
 
 
-# ---------------------------------------------------------------- REPORTERS
+# ================================================================ REPORTERS
 @external
 def report(asset: uint256, price: uint256):
     """
-    @notice Report a price for `asset` (1e18 == $1) and refresh the feed.
+    @notice Report a price for `asset` (1e18 == $1) and refresh the feed. Only a reporter.
+    @param asset The asset id.
+    @param price USD 1e18, non-zero, at most MAX_PRICE.
     """
     assert self.is_reporter[msg.sender], "oracle: not a reporter"
     assert self.feeds[asset].max_age > 0, "oracle: unknown asset"
@@ -205,7 +216,7 @@ def report(asset: uint256, price: uint256):
         log BreachCleared(asset=asset, price=median)
 
 
-# ---------------------------------------------------------------- VIEWS
+# ================================================================ VIEWS
 @view
 @external
 def latest(asset: uint256) -> (uint256, uint256, bool):
@@ -252,6 +263,8 @@ def twap_capacity(asset: uint256) -> uint256:
 def median(asset: uint256) -> (uint256, uint256):
     """
     @notice The median of the fresh reports and how many there are.
+    @param asset The asset id.
+    @return (median USD 1e18, fresh reports); (0, 0) when there are none.
     """
     return self._median(asset)
 
@@ -263,6 +276,9 @@ def twap(asset: uint256, window: uint256) -> uint256:
     @notice Time-weighted average of accepted prices over about the last `window` seconds.
     @dev Uses the newest stored observation at least `window` old, or the oldest one kept
          (32 observations at least `observation_spacing` apart).
+    @param asset The asset id.
+    @param window Seconds.
+    @return USD 1e18; 0 before the feed's first accepted price.
     """
     s: FeedState = self.state[asset]
     if s.price == 0:
@@ -286,10 +302,11 @@ def twap(asset: uint256, window: uint256) -> uint256:
     return (now_cumulative - best.cumulative) // (block.timestamp - best.timestamp)
 
 
-# ---------------------------------------------------------------- INTERNAL
+# ================================================================ INTERNAL
 @view
 @internal
 def _median(asset: uint256) -> (uint256, uint256):
+    """(median of the reports fresher than max_age, USD 1e18; how many there are)."""
     max_age: uint256 = self.feeds[asset].max_age
     prices: DynArray[uint256, MAX_REPORTERS] = []
     for r: address in self.reporters:
@@ -332,6 +349,7 @@ def _band(asset: uint256) -> (uint256, uint256, uint256, bool):
 @pure
 @internal
 def _deviation(a: uint256, b: uint256) -> uint256:
+    """|a - b| / b, 1e18 == 100%."""
     diff: uint256 = a - b if a > b else b - a
     return diff * c.WAD // b
 
