@@ -18,7 +18,7 @@ from interfaces import IExchangeCore
 import modules.bounds as bounds
 
 # ---------------------------------------------------------------- CONSTANTS
-KIND_STOP_LOSS: constant(uint256) = 0
+KIND_STOP_LOSS: constant(uint256) = 0  # order kinds
 KIND_TAKE_PROFIT: constant(uint256) = 1
 
 # ---------------------------------------------------------------- STRUCTS
@@ -31,14 +31,14 @@ struct Order:
     limit_price: uint256    # worst fill accepted, 1e18 USD
     kind: uint256           # 0 stop-loss, 1 take-profit
     keeper_fee: uint256     # tokens (6 decimals) to the executing keeper
-    active: bool
+    active: bool            # neither executed nor cancelled
 
 # ---------------------------------------------------------------- IMMUTABLES
-EXCHANGE: public(immutable(IExchangeCore))
+EXCHANGE: public(immutable(IExchangeCore))  # the Exchange the orders trade on
 
 # ---------------------------------------------------------------- STORAGE
-order_count: public(uint256)
-orders: public(HashMap[uint256, Order])
+order_count: public(uint256)             # orders placed; ids are 0 .. order_count - 1
+orders: public(HashMap[uint256, Order])  # order id -> order (units: Order)
 
 # ---------------------------------------------------------------- EVENTS
 event OrderPlaced:
@@ -46,11 +46,11 @@ event OrderPlaced:
     owner: indexed(address)
     subaccount: uint256
     market: indexed(uint256)
-    size: int256
-    trigger_price: uint256
-    limit_price: uint256
-    kind: uint256
-    keeper_fee: uint256
+    size: int256            # base units 1e18; < 0 sells
+    trigger_price: uint256  # USD 1e18
+    limit_price: uint256    # USD 1e18
+    kind: uint256           # 0 stop-loss, 1 take-profit
+    keeper_fee: uint256     # tokens (6 decimals)
 
 event OrderCancelled:
     order_id: indexed(uint256)
@@ -59,25 +59,33 @@ event OrderCancelled:
 event OrderExecuted:
     order_id: indexed(uint256)
     keeper: indexed(address)
-    size: int256
-    fill_price: uint256
-    index_price: uint256
-    keeper_fee: uint256
+    size: int256            # base units 1e18 traded
+    fill_price: uint256     # USD 1e18
+    index_price: uint256    # USD 1e18
+    keeper_fee: uint256     # tokens (6 decimals) paid
 
 
 @deploy
 def __init__(exchange: IExchangeCore):
+    """
+    @notice The contract has no owner: each order belongs to whoever placed it.
+    @param exchange The Exchange the orders trade on; it must name this contract its
+           TriggerOrders role.
+    """
     EXCHANGE = exchange
 
 
+# ================================================================ ORDERS
 @external
 def place(subaccount: uint256, market: uint256, size: int256, trigger_price: uint256, limit_price: uint256,
           kind: uint256, keeper_fee: uint256) -> uint256:
     """
     @notice Place a reduce-only trigger order on one of the caller's subaccounts.
-    @param size Base units to trade when triggered; negative sells.
+    @param subaccount The caller's subaccount id.
+    @param market The market id.
+    @param size Base units 1e18 to trade when triggered; negative sells.
     @param trigger_price Index price that fires the order, 1e18 USD.
-    @param limit_price Worst acceptable fill, 1e18 USD.
+    @param limit_price Worst acceptable fill, 1e18 USD: above zero, below the maximum.
     @param kind 0 stop-loss, 1 take-profit.
     @param keeper_fee Tokens (6 decimals) paid to the keeper that executes it.
     @return The order id.
@@ -104,6 +112,7 @@ def place(subaccount: uint256, market: uint256, size: int256, trigger_price: uin
 def cancel(order_id: uint256):
     """
     @notice Cancel one of the caller's active orders.
+    @param order_id The order id.
     """
     assert self.orders[order_id].active, "triggers: order not active"
     assert self.orders[order_id].owner == msg.sender, "triggers: caller is not the owner"
@@ -114,7 +123,9 @@ def cancel(order_id: uint256):
 def execute(order_id: uint256) -> bool:
     """
     @notice Execute an order whose trigger the index has crossed. An order that can no
-            longer reduce its position is cancelled instead.
+            longer reduce its position is cancelled instead. Anyone (a keeper), for the
+            order's keeper fee.
+    @param order_id The order id.
     @return True if executed, False if cancelled.
     """
     order: Order = self.orders[order_id]
@@ -142,11 +153,14 @@ def execute(order_id: uint256) -> bool:
     return True
 
 
+# ================================================================ VIEWS
 @view
 @external
 def is_triggered(order_id: uint256) -> bool:
     """
     @notice Whether an active order's trigger is crossed at the current index.
+    @param order_id The order id.
+    @return True when `execute` would find it triggered; False for an inactive order.
     """
     order: Order = self.orders[order_id]
     if not order.active:
@@ -157,6 +171,7 @@ def is_triggered(order_id: uint256) -> bool:
     return self._triggered(order, index)
 
 
+# ================================================================ INTERNAL
 @pure
 @internal
 def _triggered(order: Order, index: uint256) -> bool:
