@@ -17,11 +17,11 @@ initializes: ownable
 exports: (ownable.owner, ownable.transfer_ownership)
 
 # ---------------------------------------------------------------- IMMUTABLES
-TOKEN: public(immutable(IERC20))
+TOKEN: public(immutable(IERC20))  # the collateral token (6 decimals for USDC)
 
 # ---------------------------------------------------------------- STORAGE
-exchange: public(address)
-total_paid: public(uint256)
+exchange: public(address)    # the Exchange that may draw on the fund, set once
+total_paid: public(uint256)  # tokens (6 decimals) paid out since deployment
 
 # ---------------------------------------------------------------- EVENTS
 event ExchangeSet:
@@ -29,27 +29,30 @@ event ExchangeSet:
 
 event Funded:
     sender: indexed(address)
-    amount: uint256
+    amount: uint256     # tokens (6 decimals)
 
 event Paid:
     receiver: indexed(address)
-    requested: uint256
-    paid: uint256
+    requested: uint256  # tokens (6 decimals)
+    paid: uint256       # tokens (6 decimals)
 
 
 @deploy
 def __init__(token: IERC20):
     """
+    @notice The deployer is the owner.
     @param token The collateral token (6 decimals).
     """
     TOKEN = token
     ownable.__init__()
 
 
+# ================================================================ ADMIN
 @external
 def set_exchange(exchange: address):
     """
-    @notice Name the Exchange that may draw on the fund. Once only.
+    @notice Name the Exchange that may draw on the fund. Once only. Only the owner.
+    @param exchange The Exchange; not the zero address.
     """
     ownable._check_owner()
     assert self.exchange == empty(address), "insurance: exchange already set"
@@ -58,10 +61,12 @@ def set_exchange(exchange: address):
     log ExchangeSet(exchange=exchange)
 
 
+# ================================================================ FUNDING AND PAYMENTS
 @external
 def fund(amount: uint256):
     """
-    @notice Add `amount` tokens (6 decimals) to the fund from the caller.
+    @notice Add `amount` tokens (6 decimals) to the fund from the caller. Anyone.
+    @param amount Tokens (6 decimals), non-zero; the caller must have approved them.
     """
     assert amount > 0, "insurance: zero amount"
     assert extcall TOKEN.transferFrom(msg.sender, self, amount, default_return_value=True), "insurance: transfer failed"
@@ -72,7 +77,10 @@ def fund(amount: uint256):
 def pay(receiver: address, amount: uint256) -> uint256:
     """
     @notice Pay up to `amount` tokens (6 decimals) to `receiver`, as much as the fund holds.
-    @return What was paid.
+            Only the Exchange.
+    @param receiver Who is paid.
+    @param amount Tokens (6 decimals) asked for.
+    @return What was paid, tokens (6 decimals).
     """
     assert msg.sender == self.exchange, "insurance: caller is not the exchange"
     paid: uint256 = min(amount, staticcall TOKEN.balanceOf(self))
@@ -83,10 +91,12 @@ def pay(receiver: address, amount: uint256) -> uint256:
     return paid
 
 
+# ================================================================ VIEWS
 @view
 @external
 def token_balance() -> uint256:
     """
     @notice The fund's balance, tokens (6 decimals).
+    @return Tokens (6 decimals).
     """
     return staticcall TOKEN.balanceOf(self)
