@@ -10,34 +10,44 @@ from ethereum.ercs import IERC20
 
 implements: IERC20
 
-event Transfer:
-    sender: indexed(address)
-    receiver: indexed(address)
-    value: uint256
-
-event Approval:
-    owner: indexed(address)
-    spender: indexed(address)
-    value: uint256
-
+# ---------------------------------------------------------------- CONSTANTS
 name: public(constant(String[16])) = "Mock USD Coin"
 symbol: public(constant(String[8])) = "mUSDC"
 decimals: public(constant(uint8)) = 6
 
-balanceOf: public(HashMap[address, uint256])
-allowance: public(HashMap[address, HashMap[address, uint256]])
-totalSupply: public(uint256)
+# ---------------------------------------------------------------- STORAGE
+balanceOf: public(HashMap[address, uint256])  # holder -> tokens (6 decimals)
+allowance: public(HashMap[address, HashMap[address, uint256]])  # owner -> spender -> tokens; max: unlimited
+totalSupply: public(uint256)  # tokens (6 decimals)
+
+# ---------------------------------------------------------------- EVENTS
+event Transfer:
+    sender: indexed(address)
+    receiver: indexed(address)
+    value: uint256  # tokens (6 decimals)
+
+event Approval:
+    owner: indexed(address)
+    spender: indexed(address)
+    value: uint256  # tokens (6 decimals)
 
 
 @deploy
 def __init__():
+    """
+    @notice No supply at deployment: every token comes from `faucet` or `mint`.
+    """
     pass
 
 
+# ================================================================ ERC-20
 @external
 def transfer(receiver: address, amount: uint256) -> bool:
     """
     @notice Move `amount` tokens (6 decimals) from the caller to `receiver`.
+    @param receiver Who receives them; not the zero address.
+    @param amount Tokens (6 decimals), at most the caller's balance.
+    @return True (a failure reverts).
     """
     self._transfer(msg.sender, receiver, amount)
     return True
@@ -47,6 +57,11 @@ def transfer(receiver: address, amount: uint256) -> bool:
 def transferFrom(sender: address, receiver: address, amount: uint256) -> bool:
     """
     @notice Move `amount` tokens from `sender` to `receiver` against the caller's allowance.
+    @dev An allowance of max_value(uint256) is unlimited and is not spent.
+    @param sender Whose tokens move.
+    @param receiver Who receives them; not the zero address.
+    @param amount Tokens (6 decimals), at most the allowance and the sender's balance.
+    @return True (a failure reverts).
     """
     allowed: uint256 = self.allowance[sender][msg.sender]
     if allowed != max_value(uint256):
@@ -60,16 +75,21 @@ def transferFrom(sender: address, receiver: address, amount: uint256) -> bool:
 def approve(spender: address, amount: uint256) -> bool:
     """
     @notice Let `spender` move up to `amount` of the caller's tokens.
+    @param spender Who may move them.
+    @param amount Tokens (6 decimals); max_value(uint256) for no limit.
+    @return True.
     """
     self.allowance[msg.sender][spender] = amount
     log Approval(owner=msg.sender, spender=spender, value=amount)
     return True
 
 
+# ================================================================ FAUCET
 @external
 def faucet(amount: uint256):
     """
     @notice Mint `amount` tokens (6 decimals) to the caller.
+    @param amount Tokens (6 decimals).
     """
     self._mint(msg.sender, amount)
 
@@ -78,10 +98,13 @@ def faucet(amount: uint256):
 def mint(receiver: address, amount: uint256):
     """
     @notice Mint `amount` tokens (6 decimals) to `receiver`.
+    @param receiver Who receives them; not the zero address.
+    @param amount Tokens (6 decimals).
     """
     self._mint(receiver, amount)
 
 
+# ================================================================ INTERNAL
 @internal
 def _mint(receiver: address, amount: uint256):
     assert receiver != empty(address), "usdc: mint to zero address"
