@@ -8,5 +8,6 @@
      Exchange's bounds at placement, so an order cannot fail on them later.
 """
 
+# ---------------------------------------------------------------- CONSTANTS
 MAX_AMOUNT: constant(uint256) = 10**30  # collateral tokens (6 decimals) per deposit, withdrawal or fee
 MAX_SIZE: constant(int256) = 10**33     # base units (1e18) per trade or order

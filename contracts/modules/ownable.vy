@@ -8,8 +8,10 @@
      same surface and revert reasons, without renouncing.
 """
 
-owner: public(address)
+# ---------------------------------------------------------------- STORAGE
+owner: public(address)  # may call the owner-only functions of the contract that initializes this
 
+# ---------------------------------------------------------------- EVENTS
 event OwnershipTransferred:
     previous_owner: indexed(address)
     new_owner: indexed(address)
@@ -34,14 +36,22 @@ def transfer_ownership(new_owner: address):
     self._transfer_ownership(new_owner)
 
 
+# ================================================================ INTERNAL
 @view
 @internal
 def _check_owner():
+    """
+    @notice Revert unless the caller is the owner.
+    """
     assert msg.sender == self.owner, "ownable: caller is not the owner"
 
 
 @internal
 def _transfer_ownership(new_owner: address):
+    """
+    @notice Make `new_owner` the owner and log the change; no checks.
+    @param new_owner The next owner.
+    """
     previous: address = self.owner
     self.owner = new_owner
     log OwnershipTransferred(previous_owner=previous, new_owner=new_owner)
