@@ -68,7 +68,7 @@ struct Observation:
 
 # ---------------------------------------------------------------- STORAGE
 reporters: public(DynArray[address, MAX_REPORTERS])  # the whitelist
-is_reporter: public(HashMap[address, bool])
+is_reporter: public(HashMap[address, bool])  # address -> on the whitelist
 feeds: public(HashMap[uint256, FeedConfig])  # asset id -> configuration (units: FeedConfig)
 state: public(HashMap[uint256, FeedState])   # asset id -> feed state (units: FeedState)
 reports: public(HashMap[uint256, HashMap[address, Report]])  # asset id -> reporter -> last report
