@@ -203,6 +203,10 @@ event FeeCharged:
     receiver: indexed(address)
     amount: uint256              # tokens (6 decimals) paid
 
+event Paid:
+    receiver: indexed(address)  # a keeper or the fund, paid a fee out of a trader's own tokens
+    amount: uint256             # tokens (6 decimals)
+
 
 @deploy
 def __init__(collateral: IERC20, collateral_decimals: uint256, oracle: IOracle, vault: IPayer, insurance_fund: IPayer):
@@ -401,9 +405,7 @@ def charge_fee(owner: address, subaccount: uint256, receiver: address, amount: u
     assert msg.sender == self.trigger_orders, "exchange: caller is not trigger orders"
     equity: int256 = self._health(owner, subaccount, True).equity
     paid: uint256 = min(amount, convert(max(equity, 0), uint256) // PRECISION)
-    if paid > 0:
-        self._settle_with_vault(owner, subaccount, -convert(paid * PRECISION, int256))
-        paid = self._pay(VAULT, receiver, paid)
+    paid = self._charge(owner, subaccount, paid, receiver)
     log FeeCharged(owner=owner, subaccount=subaccount, receiver=receiver, amount=paid)
     return paid
 
@@ -457,11 +459,9 @@ def liquidation_fill(owner: address, subaccount: uint256, market: uint256, size_
         # the last close: the fee takes no more than what is left
         paid = min(fee, convert(max(collateral, 0), uint256) // PRECISION)
     to_keeper: uint256 = keeper_fee if paid == fee else paid * keeper_fee // fee
-    self._settle_with_vault(owner, subaccount, -convert(paid * PRECISION, int256))
-    to_fund: uint256 = self._pay(VAULT, INSURANCE_FUND.address, paid - to_keeper)
-    to_keeper = self._pay(VAULT, keeper, to_keeper)
-    if last and self.accounts[owner][subaccount].collateral < 0:
-        self._cover_bad_debt(owner, subaccount, market)
+    to_fund: uint256 = self._charge(owner, subaccount, paid - to_keeper, INSURANCE_FUND.address)
+    to_keeper = self._charge(owner, subaccount, to_keeper, keeper)
+    self._cover_if_flat(owner, subaccount, market)
     if to_keeper < min_keeper_fee:
         to_keeper += self._pay(INSURANCE_FUND, keeper, min_keeper_fee - to_keeper)
     return to_keeper, to_fund
@@ -514,10 +514,10 @@ def deleverage_fill(bankrupt_owner: address, bankrupt_subaccount: uint256, targe
     self.market_states[market].deficit -= deficit_covered
     if self.positions[bankrupt_owner][bankrupt_subaccount][market].size == 0:
         self.accounts[bankrupt_owner][bankrupt_subaccount].bankrupt = False
-    # the Liquidator caps ADL at the target's equity; any rounding shortfall is still bad debt
-    if len(self.accounts[target_owner][target_subaccount].markets) == 0 \
-            and self.accounts[target_owner][target_subaccount].collateral < 0:
-        self._cover_bad_debt(target_owner, target_subaccount, market)
+    # either side left flat under water (a bankruptcy price clamped at zero; the target's
+    # rounding) is bad debt, recorded as any other
+    self._cover_if_flat(bankrupt_owner, bankrupt_subaccount, market)
+    self._cover_if_flat(target_owner, target_subaccount, market)
 
 
 @external
@@ -1020,6 +1020,38 @@ def _aggregate(market: uint256, pos: Position, sign: int256):
         self.market_states[market].oi_long = convert(convert(self.market_states[market].oi_long, int256) + sign * pos.size, uint256)
     else:
         self.market_states[market].oi_short = convert(convert(self.market_states[market].oi_short, int256) - sign * pos.size, uint256)
+
+
+@internal
+def _cover_if_flat(owner: address, subaccount: uint256, market: uint256):
+    """A subaccount that holds no position and negative collateral has a shortfall nothing
+    else will cover: record it as bad debt."""
+    if len(self.accounts[owner][subaccount].markets) == 0 and self.accounts[owner][subaccount].collateral < 0:
+        self._cover_bad_debt(owner, subaccount, market)
+
+
+@internal
+def _charge(owner: address, subaccount: uint256, amount: uint256, receiver: address) -> uint256:
+    """
+    @notice Take `amount` tokens (6 decimals) from a subaccount's collateral to `receiver` (a
+            keeper, the fund). The tokens the collateral frees go straight to the receiver;
+            the part the Vault lends (collateral going negative), and whatever the Exchange
+            cannot send while the Vault owes it, the Vault pays, as far as it can.
+    @return Tokens the receiver got.
+    """
+    if amount == 0:
+        return 0
+    freed: uint256 = convert(-self._book(owner, subaccount, -convert(amount * PRECISION, int256)), uint256) // PRECISION
+    direct: uint256 = freed
+    if self.vault_debt > 0:
+        # the Exchange holds positive collateral less the Vault's debt: what it lacks of the
+        # freed tokens settles that debt instead, and the Vault pays it below
+        direct = min(freed, staticcall COLLATERAL.balanceOf(self))
+        self.vault_debt -= (freed - direct) * PRECISION
+    if direct > 0:
+        self._send(receiver, direct)
+        log Paid(receiver=receiver, amount=direct)
+    return direct + self._pay(VAULT, receiver, amount - direct)
 
 
 @internal

@@ -169,14 +169,18 @@ def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: ui
     assert close > 0, "liquidator: zero size"
     if (size - close) * mark // c.WAD < lp.min_position_notional:
         close = size
-    close = min(close, self._capacity(market, lp))
+    # the most this liquidation may close: the position, the keeper's cap, the block's limit
+    ceiling: uint256 = min(min(size, max_size), self._capacity(market, lp))
+    close = min(close, ceiling)
     assert close > 0, "liquidator: limit reached"
     precision: uint256 = staticcall EXCHANGE.PRECISION()
 
     # A partial close must not lower a solvent subaccount's margin ratio (DESIGN §5.5): its
     # fee and the impact it realises against mark stay within its share of the equity,
     # less one token unit for the settlement's rounding. A close whose impact alone would
-    # take more is halved until it fits.
+    # take more is halved until it fits; a position so large against the skew that no half
+    # fits closes as much as it may (all of it, unless the keeper's cap or the block's limit
+    # holds it back), as when equity cannot restore initial margin.
     state: IExchangeCore.MarketState = staticcall EXCHANGE.market_states(market)
     skew: int256 = convert(state.oi_long, int256) - convert(state.oi_short, int256)
     skew_scale: uint256 = (staticcall EXCHANGE.markets(market)).skew_scale
@@ -185,16 +189,16 @@ def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: ui
     price: uint256 = 0
     gain: int256 = 0  # what the fill realises against mark, USD 1e18
     room: int256 = 0
-    for _: uint256 in range(SHRINK_STEPS):
+    for attempt: uint256 in range(SHRINK_STEPS + 1):
         last = close == size and len(acct.markets) == 1
         delta = -convert(close, int256) if pos.size > 0 else convert(close, int256)
         price = pm.fill_price(index, skew, skew_scale, delta)
         gain = -fm.mul_up(delta, convert(price, int256) - convert(mark, int256))
         share: uint256 = convert(max(h.equity, 0), uint256) * (close * mark // c.WAD) // h.notional
         room = convert(share, int256) + gain
-        if last or h.equity <= 0 or room >= convert(precision, int256) or close == 1:
+        if close == ceiling or h.equity <= 0 or room >= convert(precision, int256):
             break
-        close = close // 2
+        close = ceiling if close == 1 or attempt + 1 == SHRINK_STEPS else close // 2
 
     if last and h.equity + gain < 0:
         # the last close would leave a shortfall: the fund pays it, or the subaccount is bankrupt

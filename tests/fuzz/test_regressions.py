@@ -120,10 +120,12 @@ def test_stop_loss_whose_loss_leaves_less_than_its_keeper_fee_still_executes():
     assert state.model.wallets[keeper] == left  # and it reached the keeper's wallet (inv1 checked the chain)
 
 
-# ---------------------------------------------------------------- open: contract bugs this suite found
-# Each fails on the contracts as they are (hence xfail, strict: the fix turns it into a failure
-# that says to drop the marker). The stateful machines trip on the same bugs (the invariant or
-# check named in each), so test_stateful.py fails until they are fixed.
+# ---------------------------------------------------------------- contract bugs this suite found in issue 10's contracts
+# Each failed on the contracts as first changed for issue 10, and the stateful machines tripped
+# on it (the invariant or check named in each). Fixes: a flat account left under water by ADL is
+# bad debt like any other (Exchange._cover_if_flat); a partial close that no halving fits closes
+# as much as it may, priced as it closes (Liquidator.liquidate); fees reach the keeper and the
+# fund from the trader's own tokens (Exchange._charge).
 
 def _world(*markets: MarketConfig, **config) -> tuple[Protocol, list[str]]:
     chain = make_chain("revm")
@@ -132,8 +134,6 @@ def _world(*markets: MarketConfig, **config) -> tuple[Protocol, list[str]]:
     return protocol, people
 
 
-@pytest.mark.xfail(strict=True, reason="Liquidator/Exchange: ADL at a bankruptcy price clamped to 0 leaves "
-                                       "the bankrupt flat with negative collateral and no bad debt recorded")
 def test_adl_of_a_bankrupt_short_beyond_zero_records_its_shortfall():
     """inv11_every_shortfall_recorded (§5b.11, the review's F4), found by both ci machines: a
     short's bankruptcy price is mark - |equity| / |size|, and Liquidator._bankruptcy_price clamps
@@ -171,8 +171,6 @@ def test_adl_of_a_bankrupt_short_beyond_zero_records_its_shortfall():
         p.chain.close()
 
 
-@pytest.mark.xfail(strict=True, reason="Liquidator.liquidate: after 16 failed halvings the close is halved once "
-                                       "more but not re-priced, so it returns and counts half of what it closes")
 def test_a_partial_liquidation_that_no_halving_fits_returns_what_it_closed():
     """The liquidation helper's check (the Liquidator returns, and the block's window counts,
     what the Liquidation event closed) and §5.5, found by LiquidationFuzz: when the fill is worse
@@ -207,8 +205,6 @@ def test_a_partial_liquidation_that_no_halving_fits_returns_what_it_closed():
         p.chain.close()
 
 
-@pytest.mark.xfail(strict=True, reason="Exchange.charge_fee: while the Vault owes the Exchange, the fee the "
-                                       "trader pays settles that debt and the empty Vault pays the keeper nothing")
 def test_a_keeper_is_paid_the_fee_its_trader_pays_while_the_vault_is_in_debt():
     """The trigger helper's check (the keeper gets the order's fee, or all the equity the trade
     left), found by ProtocolFuzz after a bank run: charge_fee takes the fee from the trader's

@@ -154,15 +154,15 @@ def insurance_fund_books(protocol: Protocol, events) -> None:
     """§5.1 for the InsuranceFund: its balance is what it was funded, plus the fee shares the
     Vault paid it, minus what it paid out. `events` are all of the protocol's events since
     deployment."""
-    fund, vault = protocol.insurance_fund.address, protocol.vault.address
+    fund, vault, exchange = protocol.insurance_fund.address, protocol.vault.address, protocol.exchange.address
     books = 0
     for ev in events:
         if ev.address == fund and ev.name == "Funded":
             books += ev.args["amount"]
         elif ev.address == fund and ev.name == "Paid":
             books -= ev.args["paid"]
-        elif ev.address == vault and ev.name == "Paid" and ev.args["receiver"] == fund:
-            books += ev.args["amount"]
+        elif ev.address in (vault, exchange) and ev.name == "Paid" and ev.args["receiver"] == fund:
+            books += ev.args["amount"]  # fee shares: the Vault's, and the fund's share of a liquidation fee
     held = protocol.usdc.call("balanceOf", fund)
     assert held == books, f"insurance fund holds {held}, its books say {books} (diff {held - books})"
 
