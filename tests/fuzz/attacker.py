@@ -119,6 +119,10 @@ class AttackerMachine(RuleBasedStateMachine):
         self._cursor = 0
         self._share_mark: tuple[int, int, int, int] | None = None  # (block, timestamp, share price, events seen)
         self.base = 0  # mallory's first subaccount for the current attack
+        # what mallory did in the current block, all its attacks in it together: (block,
+        # wallet when the block's first attack began, income allowed since, wallet at the end
+        # of the last attack)
+        self._block: tuple[int, int, int, int] | None = None
 
     def teardown(self) -> None:
         if self.chain is not None:
@@ -193,13 +197,24 @@ class AttackerMachine(RuleBasedStateMachine):
     def fresh(self) -> int:
         """Start an attack clean: whatever an earlier one left (an account walked away from
         under water, shares the reserve kept) stays out of this one's measure. Returns
-        mallory's wallet, the attack's starting point."""
+        mallory's wallet, the attack's starting point.
+
+        Attacks in one block are judged together (the invariant is about any sequence of
+        mallory's actions within a block): one attack can prepare the skew another exploits.
+        Capital that arrives between them (a mint, a leftover redemption) is not profit."""
         p = self.protocol
         if p.vault.call("shares", self.mallory):
             self._try("lp redeem", lambda: p.lp_withdraw(self.mallory))
         self.base += SUBACCOUNTS
         self.subaccounts |= {(self.mallory, self.sub(i)) for i in range(SUBACCOUNTS)}
-        return self.wallet()
+        now = self.wallet()
+        block = self.chain.block_number
+        if self._block is None or self._block[0] != block:
+            self._block = (block, now, 0, now)
+        else:
+            _, start, allowed, last_end = self._block
+            self._block = (block, start + max(now - last_end, 0), allowed, now)
+        return now
 
     def unwind(self) -> None:
         """mallory closes every position, redeems every share, withdraws every token it can.
@@ -230,10 +245,23 @@ class AttackerMachine(RuleBasedStateMachine):
                 earned += e.args["keeper_fee"]
         return earned
 
+    def next_block(self) -> None:
+        """After an attack that spanned blocks, start the next in a block of its own: its last
+        block's trades (closing legs opened blocks before, at other prices) are no part of a
+        within-block sequence."""
+        self.chain.mine(12)
+
     def judge(self, attack: str, start: int, allowed: int = 0) -> None:
         """After an attack is unwound: mallory's tokens beyond its start and its allowed income
         are a free lunch."""
-        profit = self.wallet() - start - allowed
+        end = self.wallet()
+        profit = end - start - allowed
+        if self._block is not None and self._block[0] == self.chain.block_number:
+            # the attack began and ended in this block: judge the block's attacks together
+            block, block_start, block_allowed, _ = self._block
+            block_allowed += allowed
+            self._block = (block, block_start, block_allowed, end)
+            profit = end - block_start - block_allowed
         event(f"{attack}: {'profit' if profit > 0 else 'no profit'}")
         note(f"{attack}: profit {profit / 1e6:.6f} USD beyond {allowed / 1e6:.6f} allowed")
         if profit > 0:
@@ -293,7 +321,12 @@ class AttackerMachine(RuleBasedStateMachine):
           variant=st.sampled_from(["hedged close", "withdraw", "lp redeem"]))
     def settle_during_breach(self, gap: float, notional: float, variant: str) -> None:
         """F2: the feed reports a gap beyond the guard (invalid, the new median public). mallory
-        takes value out at the disputed price, waits for the level to be accepted, unwinds."""
+        takes value out at the disputed price, waits for the level to be accepted, unwinds.
+        It spans blocks, so the next attack starts in a block of its own."""
+        self._settle_during_breach(gap, notional, variant)
+        self.next_block()
+
+    def _settle_during_breach(self, gap: float, notional: float, variant: str) -> None:
         p, m = self.protocol, self.mallory
         chain = self.chain
         price = p.index_price(ETH)[0]
