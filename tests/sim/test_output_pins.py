@@ -28,14 +28,14 @@ PINNED_FILES = ("events.csv", "steps.csv", "summary.json")
 # calm: the benchmark's scenario; every trader kind's reads and risk rules, no liquidation.
 PINS: dict[tuple[str, int], dict[str, str]] = {
     ("flash-crash", 170): {
-        "events.csv": "826c13145ae1faa837c918af7c5697f242c23af40690536146ee20beeeecd78c",
-        "steps.csv": "8d077d7a657f41e7dd58d3b970374d312197fe0ba37d29985b36a4810d8bcef3",
-        "summary.json": "a5160c2da1e10fe2ee5f2a1fbf718f9621e9fc0d3df142cb51eb6f4204f124c9",
+        "events.csv": "4f07b721226ade1a9af69ad0b648acb3db9f77204ad09bccc57f514ea96658b0",
+        "steps.csv": "00b17ab88fd0c8a1774ef3ad71598e36b675fb885942bb921304469c2f9ba680",
+        "summary.json": "181e5a0bddd4bc1d1845fbb08274007104c8735e6500c42529d2c7e60fb53abe",
     },
     ("calm", 150): {
-        "events.csv": "e6c08987a5f1c8a0e4a4393f5d406135cfd6fc8302d008d81e139a837382de76",
-        "steps.csv": "d3076cff649d394c32f49c722438ac5b61ada090ea25c52c1041089552190458",
-        "summary.json": "3bef88adcaca9c9974b04eb3bb8b6bc34474c030d5e3b32425f51a4eaa97f83d",
+        "events.csv": "a5db6c2359649444e3a6684297ba6414b4a6f431e24eeaebad82cf6140cd778a",
+        "steps.csv": "1aa193079ca1af71acf6d9ff24466bc5fc7651bdefe6956bf441c4024157c6a6",
+        "summary.json": "80059466f0756802713252e6a362a1d7838b5bb00f466740870337cbaaca9ade",
     },
 }
 
