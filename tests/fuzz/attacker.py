@@ -38,6 +38,7 @@ from sim.chain import Chain, Reverted, make_chain
 from sim.protocol import MarketConfig, OracleConfig, Protocol, ProtocolConfig
 from sim.units import WAD
 from tests.utils import invariants
+from tests.fuzz.stateful_base import RunStats
 
 ATTACKER = "mallory"
 VICTIMS = ("alice", "bob", "carol")
@@ -85,12 +86,6 @@ def attack_config(defences: Defences, vault_liquidity: float, insurance_fund: fl
     return ProtocolConfig(markets=markets, oracle=oracle, reporters=3, reserve_factor=0.1,
                           insurance_fund=insurance_fund, vault_liquidity=vault_liquidity,
                           nav_at_close_price=defences.nav_at_close_price)
-
-
-class StepCount:
-    """Steps run by attacker machines in this process (the mutation tests report them)."""
-
-    steps = 0
 
 
 @dataclass
@@ -633,7 +628,7 @@ class AttackerMachine(RuleBasedStateMachine):
 
     # ================================================================ invariants
     def check_invariants(self, settings, output, runtimes) -> None:
-        StepCount.steps += 1
+        RunStats.checked(self)
         super().check_invariants(settings, output, runtimes)
 
     @invariant()

@@ -1,7 +1,8 @@
 """A long fuzz campaign over the stateful suite: `python -m tests.fuzz.campaign [--steps N] [--seed S]`.
 
-`make fuzz` runs it with HYPOTHESIS_PROFILE=campaign. It runs the protocol state machine
-(tests/fuzz/test_stateful.py) in batches of examples, each batch a hypothesis run with its own
+`make fuzz` runs it with HYPOTHESIS_PROFILE=campaign. It runs the state machines in turn (the
+protocol and liquidation ones of tests/fuzz/test_stateful.py, and mallory's attacks of
+tests/fuzz/attacker.py) in batches of examples, each batch a hypothesis run with its own
 seed (seed, seed + 1, ...), until at least N stateful steps have run, then prints the steps
 run, steps per second, the wall time and every failure with hypothesis' shrunk reproduction
 (the `state = ProtocolFuzz()` program and the `@reproduce_failure` blob). It exits 1 if any
@@ -25,9 +26,10 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from tests.fuzz.settings import PROFILE_ENV, fuzz_settings, profile_name
 from tests.fuzz.stateful_base import RunStats
+from tests.fuzz.attacker import AttackerMachine
 from tests.fuzz.test_stateful import LiquidationFuzz, ProtocolFuzz
 
-MACHINES = {"protocol": ProtocolFuzz, "liquidation": LiquidationFuzz}
+MACHINES = {"protocol": ProtocolFuzz, "liquidation": LiquidationFuzz, "attacker": AttackerMachine}
 
 
 @dataclass
@@ -55,7 +57,7 @@ class CampaignResult:
 def run_campaign(steps: int, seed: int, examples_per_batch: int, step_count: int, max_failures: int,
                  machines: list[str] | None = None, log=print) -> CampaignResult:
     """Run batches until `steps` stateful steps have run (or `max_failures` batches failed),
-    taking the machines in turn (by default the whole protocol, then the liquidation one)."""
+    taking the machines in turn (by default the whole protocol, the liquidation one, the attacker)."""
     machines = machines or list(MACHINES)
     result = CampaignResult()
     RunStats.reset()

@@ -97,6 +97,16 @@ class RunStats:
     def reset(cls) -> None:
         cls.steps = cls.examples = 0
 
+    @classmethod
+    def checked(cls, machine: object) -> None:
+        """Count one invariant check of `machine`: hypothesis checks once before an example's
+        first step (counted as an example) and once after every step (a step)."""
+        if getattr(machine, "_run_stats_started", False):
+            cls.steps += 1
+        else:
+            cls.examples += 1
+            machine._run_stats_started = True  # type: ignore[attr-defined]
+
 
 @dataclass(frozen=True)
 class HealthView:
@@ -178,17 +188,12 @@ class ProtocolMachine(RuleBasedStateMachine):
         self.model = Model()
         self._cursor = 0
         self._cache: dict[str, Any] = {}
-        self._checked = False
         self.paths: set[str] = set()  # the paths this example reached
         self.whales = 0  # whale storylines run (each opens a fresh subaccount)
 
     def check_invariants(self, settings, output, runtimes) -> None:
         """Hypothesis calls this once before the first step and once after every step."""
-        if self._checked:
-            RunStats.steps += 1
-        else:
-            RunStats.examples += 1
-        self._checked = True
+        RunStats.checked(self)
         super().check_invariants(settings, output, runtimes)
 
     def teardown(self) -> None:

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.fuzz.attacker import StepCount, with_defences
+from tests.fuzz.attacker import with_defences
+from tests.fuzz.stateful_base import RunStats
 
 # (defence switched off, its unsafe value)
 MUTATIONS = [
@@ -33,7 +34,7 @@ CAMPAIGN = settings(max_examples=60, stateful_step_count=25, derandomize=True, d
 @dataclass(frozen=True)
 class Found:
     defence: str
-    steps: int  # attacker-machine steps run before the failure (invariant checks included)
+    steps: int  # attacker-machine steps run before the failure
     invariant: str
     message: str
 
@@ -41,12 +42,12 @@ class Found:
 def hunt(defence: str, value: object) -> Found | None:
     """Run the campaign with `defence` set to `value`; what it found, or None."""
     machine = with_defences(**{defence: value})
-    StepCount.steps = 0
+    RunStats.reset()
     try:
         run_state_machine_as_test(machine, settings=CAMPAIGN)
     except AssertionError as exc:
         text = str(exc)
-        return Found(defence, StepCount.steps, _invariant_of(text), text.splitlines()[0])
+        return Found(defence, RunStats.steps, _invariant_of(text), text.splitlines()[0])
     return None
 
 
