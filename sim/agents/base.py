@@ -165,10 +165,11 @@ class PlaceTrigger(Action):
     kind: Literal["stop_loss", "take_profit"] = "stop_loss"
     keeper_fee: float = 1.0
     subaccount: int = 0
+    slippage: float = 0.01  # the limit price, this fraction beyond the trigger (Protocol.place_trigger)
 
     def execute(self, protocol: Protocol, account: str) -> Any:
         return protocol.place_trigger(account, self.market, self.size, self.trigger_price, self.kind,
-                                      self.subaccount, keeper_fee=self.keeper_fee)
+                                      self.subaccount, keeper_fee=self.keeper_fee, slippage=self.slippage)
 
 
 @dataclass(frozen=True)

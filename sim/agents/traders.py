@@ -67,6 +67,10 @@ class TraderConfig(AgentConfig):
     stop_distance: Number = Field(0.05, gt=0, lt=1, description="layer 4: stop price distance from the index")
     stop_keeper_fee: Number = Field(1.0, ge=0, le=MAX_USD,
                                     description="layer 4: USD paid to the keeper that executes the stop")
+    stop_slippage: Number = Field(0.1, ge=0, lt=1,
+                                  description="layer 4: the stop's limit price, this fraction beyond its trigger "
+                                  "(a stop-market order's tolerance, as Hyperliquid's 10%); a gap past it leaves the stop "
+                                  "unfilled")
 
 
 class Trader(Agent):
@@ -209,7 +213,7 @@ class Trader(Agent):
             d = self.config.stop_distance
             trigger = view.index_price * (1 - d) if target > 0 else view.index_price * (1 + d)
             actions.append(PlaceTrigger(view.name, _round_size(-target), trigger, "stop_loss",
-                                        self.config.stop_keeper_fee))
+                                        self.config.stop_keeper_fee, slippage=self.config.stop_slippage))
         self.stop_dirty = False
         return actions
 

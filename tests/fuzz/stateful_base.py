@@ -587,9 +587,13 @@ class ProtocolMachine(RuleBasedStateMachine):
         self._fee_events(events)
         after = self.health(owner, sub)
         acct_after = self.account(owner, sub)
+        closed_wad = sum(abs(e.args["size"]) for e in events if e.name == "Liquidation")
+        # all it could: the whole position, the keeper's cap, or the rest of the block's limit
+        whole = (closed_wad == abs(size) or (max_size is not None and closed_wad == to_wad(max_size))
+                 or r.liquidation_limit_reached(market))
         self.model.records.liquidations.append({
             "who": (owner, sub, market), "before": before, "after": after, "closed": closed,
-            "partial": bool(acct_after.markets) and not acct_after.bankrupt})
+            "partial": bool(acct_after.markets) and not acct_after.bankrupt, "whole": whole})
         fills = [e.args for e in events if e.name == "Liquidation"]
         if fills:  # a close: it is what the Liquidator returned, and the block's window counts it
             [fill] = fills
@@ -845,11 +849,15 @@ class ProtocolMachine(RuleBasedStateMachine):
     @invariant()
     def inv5_liquidation_only_below_maintenance(self) -> None:
         """§5.5: a liquidation succeeds only below maintenance margin, and a partial one never
-        lowers the margin ratio of a solvent subaccount."""
+        lowers the margin ratio of a solvent subaccount. The exception is the Liquidator's:
+        when the fill's impact against mark exceeds the equity behind even a sliver of the
+        position, no part of it can close without lowering the ratio, and it closes all it
+        may (the position, the keeper's cap or the block's limit); the account is insolvent
+        at the price it can be closed at, and its last liquidation records the shortfall."""
         for r in self.model.records.liquidations:
             before, after = r["before"], r["after"]
             assert before.equity < before.maintenance_margin, f"liquidated at or above maintenance: {r}"
-            if r["partial"] and before.equity > 0:
+            if r["partial"] and before.equity > 0 and not r["whole"]:
                 # equity / notional must not fall: compared cross-multiplied, exactly. The fill
                 # settles realised PnL in whole tokens, rounding it down by less than one token
                 # unit; the Liquidator's fee cap leaves room for that, except when the equity

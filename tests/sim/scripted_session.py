@@ -26,7 +26,8 @@ KEEPER_STEP = 6
 PRICES = (2000.0, 2000.0, 1990.0, 1850.0, 1800.0, 1750.0, 1750.0, 1780.0, 1800.0, 1810.0)
 SHOCKS = [{"step": CRASH_STEP, "kind": "price_jump"}, {"step": CRASH_STEP, "kind": "keeper_outage"}]
 CONFIG = ProtocolConfig(
-    markets=(MarketConfig(name="ETH", initial_price=2000.0, skew_scale=100_000.0, max_oi=1_000.0),),
+    markets=(MarketConfig(name="ETH", initial_price=2000.0, skew_scale=100_000.0, max_oi=1_000.0,
+                          liquidation_limit_scalar=0.0),),  # the keeper clears every account in its block
     insurance_fund=10_000.0,
 )
 

@@ -11,7 +11,8 @@ from sim.chain import make_chain
 from sim.protocol import MarketConfig, Protocol, ProtocolConfig
 
 # A small skew scale: one long makes a large premium, so longs pay a high funding rate.
-ETH = MarketConfig(name="ETH", initial_price=2000.0, skew_scale=1_000.0, max_oi=10_000.0)
+ETH = MarketConfig(name="ETH", initial_price=2000.0, skew_scale=1_000.0, max_oi=10_000.0,
+                   liquidation_limit_scalar=0.0)  # liquidations in one block, as the index must follow
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from sim.report.run import Shock
 from sim.scenario import load_scenario
 from tests.sim.scripted_session import CRASH_STEP, KEEPER_STEP, STEPS, run_session
 
-CRASH_STEPS = 180  # flash-crash gaps at step 150; liquidations, bankruptcies and ADL (capped by its targets' margin) follow by step 178
+CRASH_STEPS = 200  # flash-crash gaps at step 150; liquidations (a block's limit at a time), bankruptcies and ADL (capped by its targets' margin) clear the deficit by step 195
 
 
 @pytest.fixture(scope="module")

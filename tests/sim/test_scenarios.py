@@ -77,9 +77,10 @@ def test_reporter_bribe_leaves_bad_debt_unless_defended(tmp_path: Path) -> None:
     defended = run(_without_defence(attack, allow_unrealized_withdrawal=False), tmp_path / "defended")
     assert robbed.summary["total_bad_debt"] > 10_000
     assert defended.summary["total_bad_debt"] == 0
-    # the manipulator is declared bankrupt, not liquidated, and no trader is either (issue 14, item 7)
+    # the manipulator is declared bankrupt, and no trader is (issue 14, item 7); the block's
+    # liquidation limit (250 ETH) first closes half of its 500 ETH, under water and without fee
     assert robbed.summary["accounts_bankrupt"] == {"manipulator": 1} and robbed.summary["bankruptcy_count"] == 1
-    assert robbed.summary["liquidation_count"] == 0 and robbed.summary["traders_bankrupt"] == 0
+    assert robbed.summary["liquidation_count"] == 1 and robbed.summary["traders_bankrupt"] == 0
     assert robbed.summary["books_balance"] is True  # the books balance, bad debt and all
     assert robbed.stats.actions_by_kind["manipulator"]["bribe_reporters"] == 1
     (bribe,) = robbed.summary["meta"]["bribes"]  # off-chain, so the meta is the only record the report has
