@@ -69,6 +69,7 @@ class Defences:
     nav_at_close_price: bool = True
     worse_price_when_invalid: bool = True
     liquidation_limit_scalar: float = 1.0
+    deviation_guard: float = GUARD
 
 
 def attack_config(defences: Defences, vault_liquidity: float, insurance_fund: float) -> ProtocolConfig:
@@ -81,7 +82,8 @@ def attack_config(defences: Defences, vault_liquidity: float, insurance_fund: fl
         MarketConfig(name="BTC", initial_price=PRICES[BTC], skew_scale=2_000.0, max_oi=500.0, taker_fee=0.001,
                      mark_mode="premium", liquidation_limit_scalar=defences.liquidation_limit_scalar),
     )
-    oracle = OracleConfig(max_age=3_600, min_reporters=2, max_deviation=GUARD, breach_timeout=BREACH_TIMEOUT,
+    oracle = OracleConfig(max_age=3_600, min_reporters=2, max_deviation=defences.deviation_guard,
+                          breach_timeout=BREACH_TIMEOUT,
                           observation_spacing=60, worse_price_when_invalid=defences.worse_price_when_invalid)
     return ProtocolConfig(markets=markets, oracle=oracle, reporters=3, reserve_factor=0.1,
                           insurance_fund=insurance_fund, vault_liquidity=vault_liquidity,

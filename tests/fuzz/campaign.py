@@ -90,7 +90,7 @@ def run_campaign(steps: int, seed: int, examples_per_batch: int, step_count: int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.fuzz.campaign", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100_000, help="stateful steps to run at least (default 100000)")
+    parser.add_argument("--steps", type=int, default=200_000, help="stateful steps to run at least (default 200000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first batch; batch i uses seed + i")
     parser.add_argument("--examples-per-batch", type=int, default=None,
                         help="hypothesis examples per batch (default: the profile's max_examples)")

@@ -24,7 +24,12 @@ MUTATIONS = [
     ("nav_at_close_price", False),
     ("worse_price_when_invalid", False),
     ("liquidation_limit_scalar", 0.0),
+    ("deviation_guard", 0.0),
 ]
+# Not here: `reserve_factor` and `min_keeper_fee`. Neither stops a theft: the reserve bounds how
+# much the Vault can come to owe (a close is credited, never refused, either way) and the
+# minimum fee keeps keepers liquidating accounts under water. Their regression tests are F9 and
+# F10 in tests/unit/test_attacks.py.
 ECONOMIC = ("inv9_no_free_lunch", "inv10_lps_not_robbed", "inv12_always_closable", "inv13_share_maths",
             "inv_oracle_guard")
 CAMPAIGN = settings(max_examples=60, stateful_step_count=25, derandomize=True, database=None, deadline=None,
