@@ -53,7 +53,7 @@ MAX_RESERVE_FACTOR_WAD = 100 * WAD
 MAX_REPORTERS = 16
 """Oracle.vy MAX_REPORTERS: whitelisted reporters."""
 MAX_MARKETS = 16
-"""Exchange.vy MAX_MARKETS."""
+"""contracts/modules/constants.vy MAX_MARKETS."""
 
 # ------------------------------------------------------------------- the same, in human units
 MIN_FIXED_POINT = 1 / WAD
