@@ -31,6 +31,7 @@ from tests.unit.conftest import CONFIG
 from tests.utils import invariants
 from tests.utils.asserts import reverts
 from tests.utils.constants import MAX_UINT, PRECISION
+from tests.utils.pools import PoolSet, deploy_pool
 
 MAX_INT = 2**255 - 1
 MIN_INT = -(2**255)
@@ -48,9 +49,16 @@ def deployed(chain: Chain) -> Protocol:
     return Protocol.deploy(chain, CONFIG.model_copy(update={"insurance_fund": 1_000.0}))
 
 
+@pytest.fixture(scope="module")
+def pools(chain: Chain, deployed: Protocol) -> PoolSet:
+    """A SpotPool beside the protocol: 1,000 base tokens against 2,000,000 USD."""
+    return deploy_pool(chain, chain.new_account("pool-seeder"))
+
+
 @dataclass
 class Ctx:
-    """A busy protocol: alice long 2 ETH, bob short 30 ETH, an LP, a stop-loss order."""
+    """A busy protocol: alice long 2 ETH, bob short 30 ETH, an LP, a stop-loss order; and a
+    seeded SpotPool that alice can trade on (funded and approved)."""
 
     protocol: Protocol
     chain: Chain
@@ -61,10 +69,19 @@ class Ctx:
     owner: str
     stranger: str
     order: int
+    pools: PoolSet
 
     @property
     def ex(self):
         return self.protocol.exchange
+
+    def contract(self, name: str):
+        """A protocol contract by name, or the SpotPool and its base token."""
+        if name == "SpotPool":
+            return self.pools.pool
+        if name == "MockAsset":
+            return self.pools.base
+        return self.protocol.contracts[name]
 
     def eth_params(self, **changes: Any) -> tuple:
         fields = ("asset", "imf", "mmf", "taker_fee", "insurance_fee_share", "skew_scale", "max_oi", "funding_model",
@@ -81,7 +98,7 @@ class Ctx:
 
 
 @pytest.fixture
-def ctx(protocol: Protocol, chain: Chain, fund, alice, bob, keeper, lp, owner) -> Ctx:
+def ctx(protocol: Protocol, chain: Chain, fund, alice, bob, keeper, lp, owner, pools) -> Ctx:
     fund(alice, 10_000)
     fund(bob, 200_000)
     protocol.trade(alice, "ETH", 2)
@@ -89,7 +106,8 @@ def ctx(protocol: Protocol, chain: Chain, fund, alice, bob, keeper, lp, owner) -
     protocol.mint(lp, 50_000)
     protocol.lp_deposit(lp, 10_000)
     order = protocol.place_trigger(alice, "ETH", -2, 1_900)
-    return Ctx(protocol, chain, alice, bob, keeper, lp, owner, chain.new_account("stranger"), order)
+    pools.fund(alice, 10 * WAD, 100_000 * ONE)
+    return Ctx(protocol, chain, alice, bob, keeper, lp, owner, chain.new_account("stranger"), order, pools)
 
 
 @dataclass(frozen=True)
@@ -110,7 +128,12 @@ class Fingerprint:
         vault = (p.vault.call("total_shares"), p.vault.call("shares", c.lp), p.vault.call("reserve_factor"))
         fund = (p.insurance_fund.call("total_paid"),)
         orders = (p.trigger_orders.call("orders", c.order),)
-        return cls(tokens + books + positions + markets + vault + fund + orders + (ex.call("vault_receivable"),))
+        pool, base = c.pools.pool, c.pools.base
+        spot = tuple(base.call("balanceOf", a) for a in (*people, pool.address)) + (
+            c.pools.quote.call("balanceOf", pool.address), base.call("totalSupply"), pool.call("reserve_base"),
+            pool.call("reserve_quote"), pool.call("total_shares"), pool.call("price_cumulative"),
+            pool.call("cumulative_at"), pool.call("observation_index"), tuple(pool.call("shares", a) for a in people))
+        return cls(tokens + books + positions + markets + vault + fund + orders + spot + (ex.call("vault_receivable"),))
 
 
 @dataclass(frozen=True)
@@ -132,14 +155,14 @@ def tx(contract: str, function: str, *args: Any, sender: str = "alice") -> Calla
     """A transaction from one of the named accounts."""
 
     def call(c: Ctx) -> Any:
-        return c.protocol.contracts[contract].transact(function, *args, sender=getattr(c, sender))
+        return c.contract(contract).transact(function, *args, sender=getattr(c, sender))
 
     return call
 
 
 def view(contract: str, function: str, *args: Any) -> Callable[[Ctx], Any]:
     def call(c: Ctx) -> Any:
-        return c.protocol.contracts[contract].call(function, *args)
+        return c.contract(contract).call(function, *args)
 
     return call
 
@@ -149,7 +172,7 @@ def with_ctx(contract: str, function: str, build: Callable[[Ctx], tuple], sender
     """A call whose arguments depend on the context (addresses, params)."""
 
     def call(c: Ctx) -> Any:
-        target = c.protocol.contracts[contract]
+        target = c.contract(contract)
         if is_view:
             return target.call(function, *build(c))
         return target.transact(function, *build(c), sender=getattr(c, sender))
@@ -181,6 +204,7 @@ def _bankrupt_alice(c: Ctx) -> None:
 
 # ---------------------------------------------------------------- the catalogue
 EX, LQ, TR, OR, VA, IF, TK = "Exchange", "Liquidator", "TriggerOrders", "Oracle", "Vault", "InsuranceFund", "MockUSDC"
+SP, MA = "SpotPool", "MockAsset"
 ONE = 10**6  # one token (6 decimals)
 
 CASES: list[Case] = [
@@ -533,6 +557,63 @@ CASES: list[Case] = [
          note="0", returns=0),
     Case("allowance stranger", TK, "allowance",
          with_ctx(TK, "allowance", lambda c: (c.stranger, c.alice), is_view=True), NOOP, note="0", returns=0),
+    # -- SpotPool (1,000 base tokens against 2,000,000 USD; alice holds 10 base and 100,000 USD, approved)
+    Case("add_liquidity zero base", SP, "add_liquidity", tx(SP, "add_liquidity", 0, ONE, 0), "pool: zero amount"),
+    Case("add_liquidity zero quote", SP, "add_liquidity", tx(SP, "add_liquidity", WAD, 0, 0), "pool: zero amount"),
+    Case("add_liquidity max", SP, "add_liquidity", tx(SP, "add_liquidity", MAX_UINT, MAX_UINT, 0),
+         "pool: reserve overflow"),
+    Case("add_liquidity too small for a share", SP, "add_liquidity", tx(SP, "add_liquidity", 1, 1, 0),
+         "pool: zero shares"),
+    Case("add_liquidity min_shares max", SP, "add_liquidity", tx(SP, "add_liquidity", WAD, 2_000 * ONE, MAX_UINT),
+         "pool: slippage"),
+    Case("add_liquidity without allowance", SP, "add_liquidity",
+         tx(SP, "add_liquidity", WAD, 2_000 * ONE, 0, sender="stranger"), "asset: insufficient allowance"),
+    Case("remove_liquidity zero", SP, "remove_liquidity", tx(SP, "remove_liquidity", 0, 0, 0), "pool: zero amount"),
+    Case("remove_liquidity max", SP, "remove_liquidity", tx(SP, "remove_liquidity", MAX_UINT, 0, 0),
+         "pool: insufficient shares"),
+    Case("remove_liquidity min_base max", SP, "remove_liquidity",
+         lambda c: c.pools.pool.transact("remove_liquidity", 10**6, MAX_UINT, 0, sender=c.pools.seeder),
+         "pool: slippage"),
+    Case("remove_liquidity min_quote max", SP, "remove_liquidity",
+         lambda c: c.pools.pool.transact("remove_liquidity", 10**6, 0, MAX_UINT, sender=c.pools.seeder),
+         "pool: slippage"),
+    Case("swap zero", SP, "swap", tx(SP, "swap", True, 0, 0), "pool: zero amount"),
+    Case("swap max", SP, "swap", tx(SP, "swap", False, MAX_UINT, 0), "pool: reserve overflow"),
+    Case("swap one base unit", SP, "swap", tx(SP, "swap", True, 1, 0), "pool: zero output"),
+    Case("swap min_out max", SP, "swap", tx(SP, "swap", False, 2_000 * ONE, MAX_UINT), "pool: slippage"),
+    Case("swap min_out one above the quote", SP, "swap",
+         lambda c: c.pools.pool.transact("swap", True, WAD, c.pools.pool.call("get_amount_out", True, WAD) + 1,
+                                         sender=c.alice), "pool: slippage"),
+    Case("swap more than the balance", SP, "swap", tx(SP, "swap", True, 11 * WAD, 0), "asset: insufficient balance"),
+    Case("swap without allowance", SP, "swap", tx(SP, "swap", False, ONE, 0, sender="stranger"),
+         "usdc: insufficient allowance"),
+    Case("get_amount_out max", SP, "get_amount_out", view(SP, "get_amount_out", True, MAX_UINT), NOOP,
+         note="more than a reserve can hold: 0", returns=0),
+    Case("twap max window", SP, "twap", view(SP, "twap", MAX_UINT), NOOP,
+         note="the average since the oldest observation: the seeding price", returns=2_000 * WAD),
+    Case("shares stranger", SP, "shares", with_ctx(SP, "shares", lambda c: (c.stranger,), is_view=True), NOOP,
+         note="0", returns=0),
+    Case("observations past the ring", SP, "observations", view(SP, "observations", 64), None,
+         note="a fixed array's getter past its end: the compiler's bounds check, no reason"),
+    Case("observations unused slot", SP, "observations", view(SP, "observations", 63), NOOP,
+         note="a storage getter: zeros", returns=(0, 0)),
+    # -- MockAsset (the SpotPool's base token, 18 decimals)
+    Case("transfer to zero (asset)", MA, "transfer", tx(MA, "transfer", ZERO_ADDRESS, 1),
+         "asset: transfer to zero address"),
+    Case("transfer max (asset)", MA, "transfer", with_ctx(MA, "transfer", lambda c: (c.bob, MAX_UINT)),
+         "asset: insufficient balance"),
+    Case("transferFrom without allowance (asset)", MA, "transferFrom",
+         with_ctx(MA, "transferFrom", lambda c: (c.alice, c.stranger, 1), sender="stranger"),
+         "asset: insufficient allowance"),
+    Case("approve max (asset)", MA, "approve", with_ctx(MA, "approve", lambda c: (c.stranger, MAX_UINT), sender="stranger"),
+         NOOP, note="an allowance moves no tokens"),
+    Case("mint to zero (asset)", MA, "mint", tx(MA, "mint", ZERO_ADDRESS, 1), "asset: mint to zero address"),
+    Case("mint max (asset)", MA, "mint", with_ctx(MA, "mint", lambda c: (c.stranger, MAX_UINT)), "asset: supply overflow"),
+    Case("faucet max (asset)", MA, "faucet", tx(MA, "faucet", MAX_UINT, sender="stranger"), "asset: supply overflow"),
+    Case("balanceOf stranger (asset)", MA, "balanceOf", with_ctx(MA, "balanceOf", lambda c: (c.stranger,), is_view=True),
+         NOOP, note="0", returns=0),
+    Case("allowance stranger (asset)", MA, "allowance",
+         with_ctx(MA, "allowance", lambda c: (c.stranger, c.alice), is_view=True), NOOP, note="0", returns=0),
 ]
 
 
