@@ -379,10 +379,10 @@ class Protocol:
     def attach(cls, chain: Chain, config: ProtocolConfig, addresses: dict[str, str], deployer: str) -> Protocol:
         """The facade over a protocol already deployed at `addresses` (names as in `addresses()`)."""
         artifacts = compile_project()
-        missing = sorted(set(artifacts) - set(addresses))
+        missing = sorted(set(CONTRACT_NAMES) - set(addresses))
         if missing:
             raise KeyError(f"deployment is missing contracts {missing}; it has {sorted(addresses)}")
-        contracts = {name: at(chain, artifacts[name], addresses[name]) for name in artifacts}
+        contracts = {name: at(chain, artifacts[name], addresses[name]) for name in CONTRACT_NAMES}
         return cls(chain, config, contracts, deployer)
 
     def snapshot(self) -> tuple:
