@@ -20,9 +20,16 @@
      the last accepted price and the median of the fresh reports. The Exchange and the
      Vault settle anything that lets value leave at the end of that band that is worse for
      whoever acts (DESIGN §5b), unless the feed's `worse_price_when_invalid` is off.
+     A feed may name a SpotPool (`set_source`), read as its spot price or its TWAP over a
+     window. As the feed's *source* (primary), the pool replaces the reporters: reports are
+     refused and anyone may `refresh` the feed from the pool. As its *fallback*, the pool
+     stands in whenever fewer than `min_reporters` reports are fresh. Either way a pool's
+     price goes through the same deviation guard, breach and band as a median; the pool's
+     price takes the median's place. With no pool named (the default) nothing changes.
 """
 
 from interfaces import IOracle
+from interfaces import ISpotPool
 import modules.constants as c
 import modules.ownable as ownable
 
@@ -66,6 +73,11 @@ struct Observation:
     cumulative: uint256       # FeedState.cumulative then, USD 1e18 * seconds
     timestamp: uint256        # unix seconds
 
+struct PoolSource:
+    pool: address             # a SpotPool of the asset against the collateral; empty: none
+    window: uint256           # seconds of the pool's TWAP to read; 0: its spot price
+    primary: bool             # True: the pool is the feed's source (no reports); False: the fallback
+
 # ---------------------------------------------------------------- STORAGE
 reporters: public(DynArray[address, MAX_REPORTERS])  # the whitelist
 is_reporter: public(HashMap[address, bool])  # address -> on the whitelist
@@ -73,6 +85,7 @@ feeds: public(HashMap[uint256, FeedConfig])  # asset id -> configuration (units:
 state: public(HashMap[uint256, FeedState])   # asset id -> feed state (units: FeedState)
 reports: public(HashMap[uint256, HashMap[address, Report]])  # asset id -> reporter -> last report
 observations: public(HashMap[uint256, Observation[OBSERVATIONS]])  # asset id -> TWAP ring buffer
+sources: public(HashMap[uint256, PoolSource])  # asset id -> its SpotPool, if any (units: PoolSource)
 
 # ---------------------------------------------------------------- EVENTS
 event ReporterSet:
@@ -94,7 +107,7 @@ event PriceReported:
 event PriceAccepted:
     asset: indexed(uint256)
     price: uint256           # USD 1e18
-    reporters: uint256       # fresh reports in the median
+    reporters: uint256       # fresh reports in the median; fewer than min_reporters: the pool's price
 
 event DeviationBreach:
     asset: indexed(uint256)
@@ -104,6 +117,12 @@ event DeviationBreach:
 event BreachCleared:
     asset: indexed(uint256)
     price: uint256           # USD 1e18
+
+event SourceSet:
+    asset: indexed(uint256)
+    pool: indexed(address)   # empty: the feed has no pool
+    window: uint256          # seconds of TWAP; 0: spot
+    primary: bool            # the pool is the source, not the fallback
 
 
 @deploy
@@ -164,12 +183,39 @@ def clear_breach(asset: uint256):
     """
     ownable._check_owner()
     assert self.feeds[asset].max_age > 0, "oracle: unknown asset"
-    median: uint256 = 0
+    price: uint256 = 0
     count: uint256 = 0
-    median, count = self._median(asset)
-    assert count >= self.feeds[asset].min_reporters, "oracle: too few fresh reports"
-    self._accept(asset, median, count, True)
-    log BreachCleared(asset=asset, price=median)
+    usable: bool = False
+    price, count, usable = self._candidate(asset)
+    assert usable, "oracle: too few fresh reports"
+    self._accept(asset, price, count, True)
+    log BreachCleared(asset=asset, price=price)
+
+
+@external
+def set_source(asset: uint256, source: PoolSource):
+    """
+    @notice Name a SpotPool as the feed's source or fallback, or remove it. Only the owner.
+            Making the pool the source deletes the feed's reports: from then on the pool
+            alone prices it.
+    @param asset The asset id; it must have a feed.
+    @param source See PoolSource: a pool of the asset against the collateral (empty removes
+           it), the TWAP window in seconds (0: spot; at most the pool's twap_capacity), and
+           whether it is the source (True) or the fallback (False).
+    """
+    ownable._check_owner()
+    assert self.feeds[asset].max_age > 0, "oracle: unknown asset"
+    if source.pool == empty(address):
+        self.sources[asset] = empty(PoolSource)
+        log SourceSet(asset=asset, pool=empty(address), window=0, primary=False)
+        return
+    assert source.pool.is_contract, "oracle: pool is not a contract"
+    assert source.window <= staticcall ISpotPool(source.pool).twap_capacity(), "oracle: window too long"
+    self.sources[asset] = source
+    if source.primary:
+        for r: address in self.reporters:
+            self.reports[asset][r] = empty(Report)
+    log SourceSet(asset=asset, pool=source.pool, window=source.window, primary=source.primary)
 
 
 # ================================================================ REPORTERS
@@ -184,36 +230,31 @@ def report(asset: uint256, price: uint256):
     assert self.feeds[asset].max_age > 0, "oracle: unknown asset"
     assert price > 0, "oracle: zero price"
     assert price <= MAX_PRICE, "oracle: price too large"
+    assert not self.sources[asset].primary, "oracle: priced by its pool"
     self.reports[asset][msg.sender] = Report(price=price, timestamp=block.timestamp)
     log PriceReported(asset=asset, reporter=msg.sender, price=price)
+    self._submit(asset)
 
-    s: FeedState = self.state[asset]
-    if s.reference_block != block.number:
-        # the first report of this block: the guard's reference is the price before it
-        s.reference = s.price
-        s.reference_block = block.number
-        self.state[asset].reference = s.price
-        self.state[asset].reference_block = block.number
-    median: uint256 = 0
+
+@external
+def refresh(asset: uint256) -> bool:
+    """
+    @notice Submit the feed's pool price, as a report would submit a median: through the
+            deviation guard, a breach, or acceptance. Anyone may call it; keepers do, so
+            that a pool-priced feed stays fresh.
+    @param asset The asset id; its feed must name a pool.
+    @return True when the pool's price was submitted; False (nothing done) when the pool is
+            a fallback and enough reports are fresh, or when the pool has no price.
+    """
+    assert self.sources[asset].pool != empty(address), "oracle: no pool source"
+    price: uint256 = 0
     count: uint256 = 0
-    median, count = self._median(asset)
-    if count < self.feeds[asset].min_reporters:
-        return
-    reference: uint256 = s.reference
-    if reference == 0:
-        reference = s.price  # the feed's first block: the first accepted price
-    limit: uint256 = self.feeds[asset].max_deviation
-    if reference == 0 or limit == 0 or self._deviation(median, reference) <= limit:
-        self._accept(asset, median, count, False)
-        return
-    # a breach: start it, restart it at a new level, or accept a level that persisted
-    if s.breach_since == 0 or self._deviation(median, s.breach_price) > limit:
-        self.state[asset].breach_since = block.timestamp
-        self.state[asset].breach_price = median
-        log DeviationBreach(asset=asset, median=median, last_price=reference)
-    elif self.feeds[asset].breach_timeout > 0 and block.timestamp >= s.breach_since + self.feeds[asset].breach_timeout:
-        self._accept(asset, median, count, True)
-        log BreachCleared(asset=asset, price=median)
+    usable: bool = False
+    price, count, usable = self._candidate(asset)
+    if not usable or count >= self.feeds[asset].min_reporters:
+        return False
+    self._submit(asset)
+    return True
 
 
 # ================================================================ VIEWS
@@ -267,6 +308,18 @@ def median(asset: uint256) -> (uint256, uint256):
     @return (median USD 1e18, fresh reports); (0, 0) when there are none.
     """
     return self._median(asset)
+
+
+@view
+@external
+def candidate(asset: uint256) -> (uint256, uint256, bool):
+    """
+    @notice The price the feed would take now: the median of the fresh reports, or, with
+            fewer than `min_reporters` of them and a pool named, the pool's price.
+    @param asset The asset id.
+    @return (price USD 1e18, fresh reports, usable: enough reports or a pool price)
+    """
+    return self._candidate(asset)
 
 
 @view
@@ -341,9 +394,46 @@ def _band(asset: uint256) -> (uint256, uint256, uint256, bool):
     valid: bool = price > 0 and self.state[asset].breach_since == 0 \
         and block.timestamp <= self.state[asset].updated_at + self.feeds[asset].max_age \
         and count >= self.feeds[asset].min_reporters
-    if valid or count == 0 or not self.feeds[asset].worse_price_when_invalid:
+    if not valid and self.sources[asset].pool != empty(address) and count < self.feeds[asset].min_reporters:
+        # too few fresh reports (or the pool is the source): the pool's price stands in
+        median = self._pool_price(asset)
+        valid = price > 0 and median > 0 and self.state[asset].breach_since == 0 \
+            and block.timestamp <= self.state[asset].updated_at + self.feeds[asset].max_age
+    if valid or median == 0 or not self.feeds[asset].worse_price_when_invalid:
         return price, price, price, valid
     return price, min(price, median), max(price, median), valid
+
+
+@view
+@internal
+def _candidate(asset: uint256) -> (uint256, uint256, bool):
+    """(the median of the fresh reports, or the pool's price when there are too few of them
+    and a pool is named, USD 1e18; fresh reports; whether the price is usable)."""
+    median: uint256 = 0
+    count: uint256 = 0
+    median, count = self._median(asset)
+    if count > 0 and count >= self.feeds[asset].min_reporters:  # count > 0: an unknown asset has none
+        return median, count, True
+    if self.sources[asset].pool == empty(address):
+        return median, count, False
+    price: uint256 = self._pool_price(asset)
+    return price, count, price > 0
+
+
+@view
+@internal
+def _pool_price(asset: uint256) -> uint256:
+    """The feed's pool price: its spot, or its TWAP over the source's window (USD 1e18);
+    0 when the pool has none, or one beyond MAX_PRICE."""
+    source: PoolSource = self.sources[asset]
+    price: uint256 = 0
+    if source.window == 0:
+        price = staticcall ISpotPool(source.pool).spot_price()
+    else:
+        price = staticcall ISpotPool(source.pool).twap(source.window)
+    if price > MAX_PRICE:
+        return 0
+    return price
 
 
 @pure
@@ -352,6 +442,46 @@ def _deviation(a: uint256, b: uint256) -> uint256:
     """|a - b| / b, 1e18 == 100%."""
     diff: uint256 = a - b if a > b else b - a
     return diff * c.WAD // b
+
+
+@internal
+def _submit(asset: uint256):
+    """
+    @notice Run the candidate price through the deviation guard: accept it, or start,
+            restart or (after `breach_timeout`) accept a breach.
+    """
+    s: FeedState = self.state[asset]
+    if s.reference_block != block.number:
+        # the first report of this block: the guard's reference is the price before it
+        s.reference = s.price
+        s.reference_block = block.number
+        self.state[asset].reference = s.price
+        self.state[asset].reference_block = block.number
+    median: uint256 = 0
+    count: uint256 = 0
+    median, count = self._median(asset)
+    if count < self.feeds[asset].min_reporters:
+        if self.sources[asset].pool == empty(address):
+            return
+        # too few fresh reports: the pool's price stands in for the median
+        median = self._pool_price(asset)
+        if median == 0:
+            return
+    reference: uint256 = s.reference
+    if reference == 0:
+        reference = s.price  # the feed's first block: the first accepted price
+    limit: uint256 = self.feeds[asset].max_deviation
+    if reference == 0 or limit == 0 or self._deviation(median, reference) <= limit:
+        self._accept(asset, median, count, False)
+        return
+    # a breach: start it, restart it at a new level, or accept a level that persisted
+    if s.breach_since == 0 or self._deviation(median, s.breach_price) > limit:
+        self.state[asset].breach_since = block.timestamp
+        self.state[asset].breach_price = median
+        log DeviationBreach(asset=asset, median=median, last_price=reference)
+    elif self.feeds[asset].breach_timeout > 0 and block.timestamp >= s.breach_since + self.feeds[asset].breach_timeout:
+        self._accept(asset, median, count, True)
+        log BreachCleared(asset=asset, price=median)
 
 
 @internal
