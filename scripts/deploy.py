@@ -39,6 +39,7 @@ from sim.protocol import (
     DEPLOYER,
     DeployStep,
     ProtocolConfig,
+    artifact_name,
     deployment_plan,
     plan_roles,
     resolve_args,
@@ -92,8 +93,8 @@ def cli(network: Any, provider: Any, account: Any, config_source: str | None, ou
             receipt = mined(signers[DEPLOYER].call(container(*args, sender=signers[DEPLOYER])), provider)
             if not receipt.contract_address:
                 raise click.ClickException(f"{step.contract}: transaction {receipt.txn_hash} created no contract")
-            contracts[step.contract] = container.at(receipt.contract_address)
-            click.echo(f"  {step.contract:<14} {receipt.contract_address}")
+            contracts[step.key] = container.at(receipt.contract_address)
+            click.echo(f"  {step.key:<14} {receipt.contract_address}")
         else:
             receipt = mined(getattr(contracts[step.contract], step.function)(*args, sender=signers[step.sender]), provider)
         blocks.append(receipt.block_number)
@@ -106,7 +107,8 @@ def cli(network: Any, provider: Any, account: Any, config_source: str | None, ou
         end_block=max(blocks),
         roles={role: signer.address for role, signer in signers.items()},
         contracts={
-            name: DeployedContract(address=c.address, abi=artifacts[name].abi) for name, c in contracts.items()
+            name: DeployedContract(address=c.address, abi=artifacts[artifact_name(name)].abi)
+            for name, c in contracts.items()
         },
         config=config,
         compiler=f"vyper {vyper.__version__}",

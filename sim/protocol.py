@@ -2,7 +2,9 @@
 
 `Protocol.deploy(chain, ProtocolConfig(...))` deploys MockUSDC, Oracle, Vault,
 InsuranceFund, Exchange, Liquidator and TriggerOrders, wires their roles and lists the
-markets. The facade speaks human units (dollars, base units, fractions) at the edge and
+markets; a market with `spot_pool_liquidity` also gets a SpotPool of its own base token
+(MockAsset) against the collateral, seeded at its first price, which its oracle feed may
+use as its source or fallback. The facade speaks human units (dollars, base units, fractions) at the edge and
 1e18 fixed point inside; every number it returns is read from the chain's views, never
 re-derived in Python.
 """
@@ -36,6 +38,11 @@ from sim.chain import Chain, Contract, at, compile_project, deploy
 from sim.units import USDC_DECIMALS, WAD, from_usdc, from_wad, to_usdc, to_wad
 
 FUNDING_MODELS = {"premium": 0, "velocity": 1}
+PRICE_SOURCES = ("reporters", "pool")
+POOL_OBSERVATIONS = 64  # SpotPool.vy OBSERVATIONS: its TWAP buffer
+POOL_MAX_RESERVE = 2**112 - 1  # SpotPool.vy MAX_RESERVE, token units
+POOL_MIN_SHARES = 1_000  # SpotPool.vy MIN_SHARES: the first deposit must mint more
+ASSET_DECIMALS = 18  # MockAsset.vy decimals
 MARK_MODES = {"oracle": 0, "premium": 1, "median": 2}
 TRIGGER_KINDS = {"stop_loss": 0, "take_profit": 1}
 # The Exchange's Role flag (one bit per role); the owner's role moves with transfer_ownership.
@@ -77,12 +84,61 @@ class MarketConfig(BaseModel):
     liquidation_limit_scalar: Number = Field(
         1.0, ge=0, le=MAX_PARAM, description="per block, liquidations close at most this x taker_fee x "
         "skew_scale base units (Synthetix), so trading around a liquidation cannot beat its fees; 0 = no limit")
+    spot_pool_liquidity: Number = Field(
+        0.0, ge=0, le=MAX_USD, description="USD on each side of the market's SpotPool (its depth), seeded at "
+        "initial_price; 0 = no pool")
+    price_source: Literal["reporters", "pool"] = Field(
+        "reporters", description="what prices the oracle feed: the reporters' median, or the SpotPool (reports "
+        "refused; a feed_keeper agent refreshes it)")
+    pool_fallback: Flag = Field(False, description="the SpotPool's price stands in while fewer than min_reporters "
+                                "reports are fresh")
+    pool_window: Integer = Field(0, ge=0, le=MAX_DURATION, description="seconds of the SpotPool's TWAP the feed "
+                                 "reads; 0 = its spot price; at most 63 x pool_observation_spacing")
+    pool_observation_spacing: Integer = Field(60, ge=1, le=MAX_DURATION,
+                                              description="seconds between the SpotPool's TWAP observations")
 
     @model_validator(mode="after")
     def _margins_ordered(self) -> MarketConfig:
         if self.mmf >= self.imf:
             raise ValueError(f"mmf ({self.mmf}) must be below imf ({self.imf})")
         return self
+
+    @model_validator(mode="after")
+    def _pool_consistent(self) -> MarketConfig:
+        if (self.price_source == "pool" or self.pool_fallback) and self.spot_pool_liquidity == 0:
+            used = "price_source = \"pool\"" if self.price_source == "pool" else "pool_fallback = true"
+            raise ValueError(f"{used} needs a SpotPool: set spot_pool_liquidity above 0")
+        if self.price_source == "pool" and self.pool_fallback:
+            raise ValueError("pool_fallback is for a feed the reporters price; with price_source = \"pool\" "
+                             "the pool is already the source")
+        capacity = (POOL_OBSERVATIONS - 1) * self.pool_observation_spacing
+        if self.pool_window > capacity:
+            raise ValueError(f"pool_window ({self.pool_window} s) must fit the SpotPool's buffer: at most 63 x "
+                             f"pool_observation_spacing = {capacity} s")
+        if self.spot_pool_liquidity > 0:
+            base, quote = self.pool_seed()
+            if max(base, quote) > POOL_MAX_RESERVE:
+                raise ValueError(f"spot_pool_liquidity {self.spot_pool_liquidity} at initial_price "
+                                 f"{self.initial_price} overflows the SpotPool (2**112 token units a side)")
+            if math.isqrt(base * quote) <= POOL_MIN_SHARES:
+                raise ValueError(f"spot_pool_liquidity {self.spot_pool_liquidity} at initial_price "
+                                 f"{self.initial_price} is too little to seed the SpotPool")
+        return self
+
+    @property
+    def uses_pool(self) -> bool:
+        """Whether the oracle feed reads the SpotPool (as its source or its fallback)."""
+        return self.price_source == "pool" or self.pool_fallback
+
+    def pool_seed(self) -> tuple[int, int]:
+        """The SpotPool's first deposit: (base token units, collateral token units), worth
+        `spot_pool_liquidity` USD each at `initial_price`."""
+        return (int(self.spot_pool_liquidity / self.initial_price * 10**ASSET_DECIMALS),
+                to_usdc(self.spot_pool_liquidity))
+
+    def pool_source(self, pool: Any) -> tuple:
+        """The Oracle's PoolSource struct for this market's pool (an address or a ContractAddress)."""
+        return (pool, self.pool_window, self.price_source == "pool")
 
     def exchange_params(self, asset_id: int) -> tuple:
         """The Exchange's MarketParams struct, in its field order."""
@@ -192,10 +248,31 @@ class RoleAddress:
 
 @dataclass(frozen=True)
 class DeployStep:
-    """Deploy `contract` from the deployer with constructor arguments `args`."""
+    """Deploy `contract` from the deployer with constructor arguments `args`; later steps
+    name it `key` (the contract's name, or e.g. "SpotPool:ETH" when there is one per market)."""
 
     contract: str
     args: tuple = ()
+    name: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.name or self.contract
+
+
+def pool_key(market: str) -> str:
+    """The deployment's name of a market's SpotPool."""
+    return f"SpotPool:{market}"
+
+
+def asset_key(market: str) -> str:
+    """The deployment's name of a market's base token (MockAsset)."""
+    return f"MockAsset:{market}"
+
+
+def artifact_name(key: str) -> str:
+    """The contract a deployment name stands for ("SpotPool:ETH" -> "SpotPool")."""
+    return key.split(":", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -233,6 +310,8 @@ def deployment_plan(config: ProtocolConfig) -> list[DeployStep | CallStep]:
     for asset_id, market in enumerate(config.markets):
         steps.append(CallStep("Oracle", "set_feed", (asset_id, config.oracle.feed_config())))
         steps += [CallStep("Oracle", "report", (asset_id, to_wad(market.initial_price)), sender=r) for r in reporters]
+        if market.spot_pool_liquidity > 0:
+            steps += _pool_steps(asset_id, market)
         steps.append(CallStep("Exchange", "add_market", (market.exchange_params(asset_id),)))
         steps.append(CallStep("Liquidator", "set_params", (asset_id, market.liquidation_params())))
     if config.insurance_fund > 0:
@@ -247,6 +326,28 @@ def deployment_plan(config: ProtocolConfig) -> list[DeployStep | CallStep]:
             CallStep("MockUSDC", "approve", (vault, MAX_UINT), sender=SEED_LP),
             CallStep("Vault", "deposit", (to_usdc(config.vault_liquidity),), sender=SEED_LP),
         ]
+    return steps
+
+
+def _pool_steps(asset_id: int, market: MarketConfig) -> list[DeployStep | CallStep]:
+    """A market's SpotPool: its base token, the pool, the deployer's seed at the first
+    price, and the oracle feed's source (refreshed at once when the pool is the source)."""
+    asset, pool = asset_key(market.name), pool_key(market.name)
+    base, quote = market.pool_seed()
+    steps: list[DeployStep | CallStep] = [
+        DeployStep("MockAsset", name=asset),
+        DeployStep("SpotPool", (ContractAddress(asset), ContractAddress("MockUSDC"), market.pool_observation_spacing),
+                   name=pool),
+        CallStep(asset, "mint", (RoleAddress(DEPLOYER), base)),
+        CallStep("MockUSDC", "mint", (RoleAddress(DEPLOYER), quote)),
+        CallStep(asset, "approve", (ContractAddress(pool), MAX_UINT)),
+        CallStep("MockUSDC", "approve", (ContractAddress(pool), MAX_UINT)),
+        CallStep(pool, "add_liquidity", (base, quote, 0)),
+    ]
+    if market.uses_pool:
+        steps.append(CallStep("Oracle", "set_source", (asset_id, market.pool_source(ContractAddress(pool)))))
+    if market.price_source == "pool":
+        steps.append(CallStep("Oracle", "refresh", (asset_id,)))
     return steps
 
 
@@ -265,7 +366,8 @@ def resolve_args(args: tuple, contracts: dict[str, str], account: Any) -> tuple:
     """`args` with every ContractAddress and RoleAddress replaced by its address;
     `account(role)` gives a role's address."""
     return tuple(
-        contracts[a.contract] if isinstance(a, ContractAddress) else account(a.role) if isinstance(a, RoleAddress) else a
+        contracts[a.contract] if isinstance(a, ContractAddress) else account(a.role) if isinstance(a, RoleAddress)
+        else resolve_args(a, contracts, account) if isinstance(a, tuple) else a
         for a in args
     )
 
@@ -341,6 +443,8 @@ class Protocol:
         self.trigger_orders = contracts["TriggerOrders"]
         self.contracts = contracts
         self.market_ids = {m.name: i for i, m in enumerate(config.markets)}
+        self.pools = {m.name: contracts[pool_key(m.name)] for m in config.markets if m.spot_pool_liquidity > 0}
+        self.pool_assets = {m.name: contracts[asset_key(m.name)] for m in config.markets if m.spot_pool_liquidity > 0}
         self.reporters = [chain.new_account(reporter_role(i)) for i in range(config.reporters)]
         self._approved: set[tuple[str, str]] = set()
         self.index = PositionIndex(self)  # the off-chain index (end of this module)
@@ -366,7 +470,7 @@ class Protocol:
         for step in deployment_plan(config):
             args = resolve_args(step.args, {n: c.address for n, c in contracts.items()}, account)
             if isinstance(step, DeployStep):
-                contracts[step.contract] = deploy(chain, artifacts[step.contract], *args, sender=account(DEPLOYER))
+                contracts[step.key] = deploy(chain, artifacts[step.contract], *args, sender=account(DEPLOYER))
                 continue
             contracts[step.contract].transact(step.function, *args, sender=account(step.sender))
             if step.contract == "MockUSDC" and step.function == "approve":
@@ -379,10 +483,11 @@ class Protocol:
     def attach(cls, chain: Chain, config: ProtocolConfig, addresses: dict[str, str], deployer: str) -> Protocol:
         """The facade over a protocol already deployed at `addresses` (names as in `addresses()`)."""
         artifacts = compile_project()
-        missing = sorted(set(CONTRACT_NAMES) - set(addresses))
+        planned = [step.key for step in deployment_plan(config) if isinstance(step, DeployStep)]
+        missing = sorted(set(planned) - set(addresses))
         if missing:
             raise KeyError(f"deployment is missing contracts {missing}; it has {sorted(addresses)}")
-        contracts = {name: at(chain, artifacts[name], addresses[name]) for name in CONTRACT_NAMES}
+        contracts = {name: at(chain, artifacts[artifact_name(name)], addresses[name]) for name in planned}
         return cls(chain, config, contracts, deployer)
 
     def snapshot(self) -> tuple:
@@ -418,6 +523,67 @@ class Protocol:
         """Every whitelisted reporter reports the same price."""
         for reporter in self.reporters:
             self.report_price(market, price, reporter)
+
+    def refresh_feed(self, market: str | int, sender: str | None = None) -> bool:
+        """Submit a pool-priced feed's SpotPool price to the oracle (anyone may); False when
+        the pool is a fallback and enough reports are fresh, or has no price."""
+        receipt = self.oracle.transact("refresh", self.market(market), sender=sender or self.deployer)
+        return bool(receipt.return_value)
+
+    # ------------------------------------------------------------------ spot pools
+    def pool(self, market: str | int) -> Contract:
+        """A market's SpotPool, with a clear error when it has none."""
+        name = self.config.markets[self.market(market)].name
+        if name not in self.pools:
+            raise KeyError(f"market {name!r} has no SpotPool (its spot_pool_liquidity is 0)")
+        return self.pools[name]
+
+    def spot_price(self, market: str | int) -> float:
+        """The SpotPool's marginal price now, USD per base unit."""
+        return from_wad(self.pool(market).call("spot_price"))
+
+    def pool_twap(self, market: str | int, window: int) -> float:
+        """The SpotPool's time-weighted price over about `window` seconds, USD per base unit."""
+        _non_negative(window=window)
+        return from_wad(self.pool(market).call("twap", window))
+
+    def pool_reserves(self, market: str | int) -> tuple[float, float]:
+        """The SpotPool's reserves: (base units, USD)."""
+        pool = self.pool(market)
+        return (pool.call("reserve_base") / 10**ASSET_DECIMALS, from_usdc(pool.call("reserve_quote")))
+
+    def pool_quote(self, market: str | int, sell_base: bool, amount: float) -> float:
+        """What `swap` would pay now for `amount` (base units when selling base, else USD)."""
+        _non_negative(amount=amount)
+        units = self._pool_units(sell_base, amount)
+        out = self.pool(market).call("get_amount_out", sell_base, units)
+        return from_usdc(out) if sell_base else out / 10**ASSET_DECIMALS
+
+    def mint_base(self, account: str, market: str | int, amount: float) -> None:
+        """Faucet a market's base token (base units) to `account` (simulation only)."""
+        _non_negative(amount=amount)
+        name = self.config.markets[self.market(market)].name
+        self.pool(market)  # the clear error when there is no pool
+        self.pool_assets[name].transact("mint", account, self._pool_units(True, amount), sender=account)
+
+    def swap(self, account: str, market: str | int, sell_base: bool, amount: float, min_out: float = 0.0) -> float:
+        """Sell exactly `amount` on the market's SpotPool (base units when selling base, else
+        USD) for at least `min_out` of the other; returns what it paid."""
+        _non_negative(amount=amount, min_out=min_out)
+        name = self.config.markets[self.market(market)].name
+        pool = self.pool(market)
+        token = self.pool_assets[name] if sell_base else self.usdc
+        if (account, pool.address, token.address) not in self._approved:
+            token.transact("approve", pool.address, MAX_UINT, sender=account, decode=False)
+            self._approved.add((account, pool.address, token.address))
+        receipt = pool.transact("swap", sell_base, self._pool_units(sell_base, amount),
+                                self._pool_units(not sell_base, min_out), sender=account)
+        out = _event_arg(receipt, "Swap", "amount_out")
+        return from_usdc(out) if sell_base else out / 10**ASSET_DECIMALS
+
+    @staticmethod
+    def _pool_units(base: bool, amount: float) -> int:
+        return int(amount * 10**ASSET_DECIMALS) if base else to_usdc(amount)
 
     def set_market_status(self, market: str | int, paused: bool, reduce_only: bool, sender: str | None = None) -> None:
         self.exchange.transact("set_market_status", self.market(market), paused, reduce_only, sender=sender or self.deployer)

@@ -734,6 +734,13 @@ def _cross_check(c: _Checked, base_dir: Path | None, deployable: bool) -> list[P
         if spec.kind == "manipulator" and c.whole("agents", "reporters") and bribed > s.reporter_count:
             problems.append(Problem(f"agents[{i}].params.reporters_bribed", bribed,
                                     f"at most the {s.reporter_count} reporters there are"))
+    if c.whole("markets", "agents") and not any(a.kind == "feed_keeper" for a in s.agents):
+        for i, market in c.each("markets"):
+            if market.uses_pool:
+                field = "price_source" if market.price_source == "pool" else "pool_fallback"
+                problems.append(Problem(f"markets[{i}].{field}", getattr(market, field),
+                                        "a feed_keeper agent too: a feed that reads a SpotPool goes stale "
+                                        "unless someone refreshes it"))
     problems += _shock_problems(c)
     problems += _price_problems(c, base_dir)
     problems += _defence_problems(c, deployable=deployable and not problems)

@@ -230,6 +230,17 @@ class ReportPrice(Action):
 
 
 @dataclass(frozen=True)
+class RefreshFeed(Action):
+    """Submit a pool-priced feed's SpotPool price to the oracle (anyone may); the result is
+    whether the pool's price was submitted."""
+
+    market: str
+
+    def execute(self, protocol: Protocol, account: str) -> Any:
+        return protocol.refresh_feed(self.market, sender=account)
+
+
+@dataclass(frozen=True)
 class BribeReporters(Action):
     """Off-chain: buy the first `count` reporters for `blocks` steps, so they report the true
     price times `factor`. The engine applies it to the world; no transaction is sent."""
@@ -473,6 +484,6 @@ def markets_or_all(chosen: Sequence[str], ctx: StepContext) -> tuple[str, ...]:
 __all__ = [
     "Action", "Agent", "AgentConfig", "AgentIdentity", "BribeReporters", "CancelTrigger", "ClosePosition",
     "ConfigField", "Deleverage", "Deposit", "ExecuteTrigger", "Liquidate", "LpDeposit", "LpWithdraw",
-    "MarketView", "Mint", "Outcome", "PlaceTrigger", "ReportPrice", "StepContext", "Trade", "Withdraw",
+    "MarketView", "Mint", "Outcome", "PlaceTrigger", "RefreshFeed", "ReportPrice", "StepContext", "Trade", "Withdraw",
     "config_dataclass", "config_fields", "markets_or_all",
 ]

@@ -1,4 +1,5 @@
-"""Oracle reporters: honest with latency, lagging, stale or malicious (DESIGN §6)."""
+"""Oracle reporters: honest with latency, lagging, stale or malicious (DESIGN §6); and the
+feed keeper, who refreshes the feeds a SpotPool prices."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sim.agents.base import (
     Agent,
     AgentConfig,
     Outcome,
+    RefreshFeed,
     ReportPrice,
     StepContext,
     config_dataclass,
@@ -28,7 +30,7 @@ class OracleReporter(Agent):
     late; `stale` stops reporting from `stale_from_step`; `malicious` reports the true price
     times `factor` from `malicious_from_step`. Shocks reach it through the world: an oracle
     freeze silences it, an oracle lag delays it further, a compromise (or a manipulator's
-    bribe) multiplies its price."""
+    bribe) multiplies its price. It does not report a market its SpotPool prices."""
 
     kind = "oracle_reporter"
     role = "reporter"
@@ -82,8 +84,8 @@ class OracleReporter(Agent):
         actions: list[Action] = []
         lag, factor = self.lag(ctx), self.factor(ctx)
         for market in cfg.markets or ctx.markets:
-            if market in ctx.world.frozen_markets:
-                continue
+            if market in ctx.world.frozen_markets or ctx.market_configs[market].price_source == "pool":
+                continue  # frozen, or priced by its SpotPool (the oracle refuses reports)
             price = ctx.price_at(market, ctx.step - lag) * factor
             if cfg.noise:
                 price *= math.exp(cfg.noise * float(self.rng.standard_normal()))
@@ -97,3 +99,32 @@ class OracleReporter(Agent):
     def on_result(self, action: Action, outcome: Outcome) -> None:
         if outcome.ok and isinstance(action, ReportPrice):
             self.last_report[action.market] = (self.now, action.price)
+
+
+class FeedKeeper(Agent):
+    """Refreshes every oracle feed that reads a SpotPool (as its source, or as its fallback
+    when reporters are stale) every `every_blocks` blocks: anyone may, and a pool-priced
+    feed goes stale without it. An oracle freeze does not stop it: it reads the pool, not
+    the world."""
+
+    kind = "feed_keeper"
+    role = "keeper"
+    phase = "reporter"
+
+    @config_dataclass
+    class Config(AgentConfig):
+        every_blocks: Integer = Field(1, ge=1, le=MAX_STEPS, description="refreshes at least this often, blocks")
+        markets: tuple[str, ...] = Field((), description="markets it refreshes; empty: every one whose feed reads "
+                                         "a SpotPool")
+
+    config: Config
+
+    @classmethod
+    def check_config(cls, config: Config, markets: tuple[str, ...]) -> list[tuple[str, object, str]]:
+        unknown = [m for m in config.markets if m not in markets]
+        return [("markets", unknown, f"names among the scenario's markets {list(markets)}")] if unknown else []
+
+    def decide(self, ctx: StepContext) -> list[Action]:
+        if not self.active(ctx) or ctx.step % self.config.every_blocks:
+            return []
+        return [RefreshFeed(m) for m in self.config.markets or ctx.markets if ctx.market_configs[m].uses_pool]

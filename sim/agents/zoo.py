@@ -11,7 +11,7 @@ from sim.agents.behavioural import HerdFollower, LossChaser, OverconfidentTrader
 from sim.agents.keepers import AdlKeeper, LiquidationKeeper, TriggerOrderKeeper
 from sim.agents.lp import LiquidityProvider
 from sim.agents.manipulator import Manipulator
-from sim.agents.reporters import OracleReporter
+from sim.agents.reporters import FeedKeeper, OracleReporter
 from sim.agents.traders import Arbitrageur, BasisTrader, LeveragedWhale, MomentumTrader, NoiseTrader
 
 ZOO: dict[str, type[Agent]] = {
@@ -19,7 +19,7 @@ ZOO: dict[str, type[Agent]] = {
     for cls in (
         NoiseTrader, MomentumTrader, LeveragedWhale, BasisTrader, Arbitrageur,
         HerdFollower, LossChaser, OverconfidentTrader, PanicSeller, LiquidityProvider,
-        LiquidationKeeper, TriggerOrderKeeper, AdlKeeper, OracleReporter, Manipulator,
+        LiquidationKeeper, TriggerOrderKeeper, AdlKeeper, OracleReporter, FeedKeeper, Manipulator,
     )
 }
 """Agent kind -> class, in the order `describe()` lists them."""

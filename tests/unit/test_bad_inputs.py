@@ -728,6 +728,11 @@ FACADE_NEGATIVES: list[tuple[str, Callable[[Ctx], Any]]] = [
     ("report_price", lambda c: c.protocol.report_price("ETH", -2_000)),
     ("report_all", lambda c: c.protocol.report_all("ETH", -2_000)),
     ("market params", lambda c: c.protocol.set_market_params(MarketConfig(name="ETH", max_oi=-1))),
+    ("swap amount", lambda c: c.protocol.swap(c.alice, "ETH", True, -1)),
+    ("swap min_out", lambda c: c.protocol.swap(c.alice, "ETH", True, 1, min_out=-1)),
+    ("pool_quote amount", lambda c: c.protocol.pool_quote("ETH", False, -1)),
+    ("pool_twap window", lambda c: c.protocol.pool_twap("ETH", -1)),
+    ("mint_base amount", lambda c: c.protocol.mint_base(c.alice, "ETH", -1)),
 ]
 
 
