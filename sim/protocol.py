@@ -566,6 +566,12 @@ class Protocol:
         self.pool(market)  # the clear error when there is no pool
         self.pool_assets[name].transact("mint", account, self._pool_units(True, amount), sender=account)
 
+    def base_balance(self, account: str, market: str | int) -> float:
+        """`account`'s balance of a market's SpotPool base token, base units."""
+        name = self.config.markets[self.market(market)].name
+        self.pool(market)  # the clear error when there is no pool
+        return self.pool_assets[name].call("balanceOf", account) / 10**ASSET_DECIMALS
+
     def swap(self, account: str, market: str | int, sell_base: bool, amount: float, min_out: float = 0.0) -> float:
         """Sell exactly `amount` on the market's SpotPool (base units when selling base, else
         USD) for at least `min_out` of the other; returns what it paid."""

@@ -230,6 +230,31 @@ class ReportPrice(Action):
 
 
 @dataclass(frozen=True)
+class MintBase(Action):
+    """Take a market's SpotPool base token from its faucet (simulation only), base units."""
+
+    market: str
+    amount: float
+
+    def execute(self, protocol: Protocol, account: str) -> Any:
+        return protocol.mint_base(account, self.market, self.amount)
+
+
+@dataclass(frozen=True)
+class SwapOnPool(Action):
+    """Sell exactly `amount` on a market's SpotPool (base units when `sell_base`, else USD);
+    the result is what it paid in the other token."""
+
+    market: str
+    sell_base: bool
+    amount: float
+    min_out: float = 0.0
+
+    def execute(self, protocol: Protocol, account: str) -> Any:
+        return protocol.swap(account, self.market, self.sell_base, self.amount, self.min_out)
+
+
+@dataclass(frozen=True)
 class RefreshFeed(Action):
     """Submit a pool-priced feed's SpotPool price to the oracle (anyone may); the result is
     whether the pool's price was submitted."""
@@ -484,6 +509,6 @@ def markets_or_all(chosen: Sequence[str], ctx: StepContext) -> tuple[str, ...]:
 __all__ = [
     "Action", "Agent", "AgentConfig", "AgentIdentity", "BribeReporters", "CancelTrigger", "ClosePosition",
     "ConfigField", "Deleverage", "Deposit", "ExecuteTrigger", "Liquidate", "LpDeposit", "LpWithdraw",
-    "MarketView", "Mint", "Outcome", "PlaceTrigger", "RefreshFeed", "ReportPrice", "StepContext", "Trade", "Withdraw",
+    "MarketView", "Mint", "Outcome", "MintBase", "PlaceTrigger", "RefreshFeed", "ReportPrice", "SwapOnPool", "StepContext", "Trade", "Withdraw",
     "config_dataclass", "config_fields", "markets_or_all",
 ]

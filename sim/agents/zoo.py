@@ -12,12 +12,13 @@ from sim.agents.keepers import AdlKeeper, LiquidationKeeper, TriggerOrderKeeper
 from sim.agents.lp import LiquidityProvider
 from sim.agents.manipulator import Manipulator
 from sim.agents.reporters import FeedKeeper, OracleReporter
+from sim.agents.spot import PoolArbitrageur
 from sim.agents.traders import Arbitrageur, BasisTrader, LeveragedWhale, MomentumTrader, NoiseTrader
 
 ZOO: dict[str, type[Agent]] = {
     cls.kind: cls
     for cls in (
-        NoiseTrader, MomentumTrader, LeveragedWhale, BasisTrader, Arbitrageur,
+        NoiseTrader, MomentumTrader, LeveragedWhale, BasisTrader, Arbitrageur, PoolArbitrageur,
         HerdFollower, LossChaser, OverconfidentTrader, PanicSeller, LiquidityProvider,
         LiquidationKeeper, TriggerOrderKeeper, AdlKeeper, OracleReporter, FeedKeeper, Manipulator,
     )
