@@ -1,4 +1,5 @@
-"""Gas table: what each user and keeper action costs, with one and with four open positions.
+"""Gas table: what each user and keeper action costs, with one and with four open positions;
+then the SpotPool's actions and an oracle refresh from a pool.
 
 Gas is the same on every backend (the chain conformance tests check it), so this runs on revm.
 Run with `python -m benchmarks.gas` (part of `make bench`).
@@ -90,11 +91,51 @@ def measure() -> list[tuple[str, int, int]]:
     return [(action, gas[0], gas[1] if len(gas) > 1 else 0) for action, gas in rows.items()]
 
 
+def measure_pool() -> list[tuple[str, int]]:
+    """Rows of (SpotPool or oracle action, gas): swaps by a trader who has swapped before,
+    liquidity, and refreshing a feed priced by the pool's spot and by its 10-minute TWAP."""
+    chain = make_chain("revm")
+    markets = (MarketConfig(name="ETH", spot_pool_liquidity=1_000_000.0, price_source="pool"),
+               MarketConfig(name="BTC", initial_price=30_000.0, spot_pool_liquidity=1_000_000.0,
+                            price_source="pool", pool_window=600))
+    protocol = Protocol.deploy(chain, ProtocolConfig(markets=markets))
+    pool, oracle = protocol.pool("ETH"), protocol.oracle
+    trader = chain.new_account("gas-pool-trader")
+    protocol.mint(trader, 1_000_000)
+    protocol.mint_base(trader, "ETH", 100)
+    protocol.swap(trader, "ETH", False, 1_000)  # approvals and first balances out of the way
+    protocol.swap(trader, "ETH", True, 0.5)
+    chain.mine(12)
+    protocol.swap(trader, "ETH", False, 1_000)  # the cumulative price's first non-zero write
+    rows: list[tuple[str, int]] = []
+    chain.mine(12)  # within the 60 s observation spacing: no observation
+    rows.append(("swap, first in its block", pool.transact("swap", False, to_usdc(1_000), 0, sender=trader).gas_used))
+    rows.append(("swap, after another in its block", pool.transact("swap", True, to_wad(0.5), 0, sender=trader).gas_used))
+    chain.mine(60)
+    rows.append(("swap, first in its block, new observation slot",
+                 pool.transact("swap", False, to_usdc(1_000), 0, sender=trader).gas_used))
+    receipt = pool.transact("add_liquidity", to_wad(10), to_usdc(100_000), 0, sender=trader)
+    rows.append(("add liquidity", receipt.gas_used))
+    shares = receipt.return_value
+    rows.append(("remove liquidity", pool.transact("remove_liquidity", shares, 0, 0, sender=trader).gas_used))
+    for asset in (0, 1):  # the feeds' first refresh after deployment's
+        chain.mine(60)
+        oracle.transact("refresh", asset, sender=trader)
+    chain.mine(60)
+    rows.append(("oracle refresh, pool spot", oracle.transact("refresh", 0, sender=trader).gas_used))
+    rows.append(("oracle refresh, pool TWAP (600 s)", oracle.transact("refresh", 1, sender=trader).gas_used))
+    return rows
+
+
 def main() -> None:
     rows = measure()
     print(f"{'action':<36} {'1 position':>12} {'4 positions':>12}")
     for action, one, four in rows:
         print(f"{action:<36} {one:>12,} {(f'{four:,}' if four else '-'):>12}")
+    print()
+    print(f"{'SpotPool and oracle refresh':<48} {'gas':>8}")
+    for action, gas in measure_pool():
+        print(f"{action:<48} {gas:>8,}")
 
 
 if __name__ == "__main__":
