@@ -1,14 +1,15 @@
 """`perpsim`: run, list, validate and compare scenarios.
 
     perpsim run SCENARIO [--seed N] [--steps N] [--backend revm|pyevm|rpc] [--rpc-url URL] [--out DIR [--force]]
-                         [--attach DEPLOYMENT.json] [--defence NAME=VALUE ...] [--dashboard [--host H] [--port N]] [--pace SECONDS]
+                         [--attach DEPLOYMENT.json] [--defence NAME=VALUE ...] [--defences off|on]
+                         [--dashboard [--host H] [--port N]] [--pace SECONDS]
     perpsim sweep SCENARIO [--seeds N|A..B] [--grid KEY=V1,V2 ...] [--steps N] [--out DIR]
                            [--executor local|ray] [--workers N] [--address ADDR] [--reports] [--resume]
     perpsim dashboard RUN_DIR [--host H] [--port N]
     perpsim list [--top] [--markets] [--prices] [--oracle] [--agents] [--shocks] [--defences]
     perpsim validate FILE [FILE ...]
     perpsim report RUN_DIR
-    perpsim compare RUN_A RUN_B
+    perpsim compare RUN_A RUN_B [--out FILE]
     perpsim --version
 
 SCENARIO is a shipped scenario's name (`perpsim list`) or a TOML file. A scenario that does
@@ -31,7 +32,7 @@ import click
 from click.core import ParameterSource
 
 from sim.chain import ChainError
-from sim.scenario import Scenario, ScenarioError, load_scenario, parse_defence, shipped_scenarios
+from sim.scenario import DEFENCE_SIDES, Scenario, ScenarioError, load_scenario, parse_defence, shipped_scenarios
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -102,10 +103,11 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 
 def _load(path_or_name: str, defences: tuple[str, ...] = (), seed: int | None = None,
-          steps: int | None = None) -> Scenario:
+          steps: int | None = None, side: str | None = None) -> Scenario:
     """The scenario with the command line's overrides, validated as one, or exit 2."""
     try:
-        return load_scenario(path_or_name, defences=dict(parse_defence(d) for d in defences), seed=seed, steps=steps)
+        return load_scenario(path_or_name, defences=dict(parse_defence(d) for d in defences), seed=seed, steps=steps,
+                             side=side)
     except ScenarioError as exc:
         _fail(f"perpsim: invalid scenario ({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}):\n{exc}")
         raise  # unreachable: _fail exits
@@ -132,6 +134,9 @@ def main() -> None:
 @click.option("--defence", "defences", multiple=True, metavar="NAME=VALUE",
               help="set a [defences] flag, e.g. --defence deviation_guard=0.1 (repeatable); with the same "
               "seed, two runs differ only by that defence: compare them with `perpsim compare`")
+@click.option("--defences", "side", type=click.Choice(DEFENCE_SIDES),
+              help="run one side of a scenario with a [defended] table: off = its [defences] as written (the "
+              "failure), on = with [defended] set over them; --defence NAME=VALUE applies over either")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: on a terminal only)")
 @click.option("--dashboard", is_flag=True, help="serve a live dashboard of the run in the browser; it stays up "
               "after the run, with a link to the report, until Ctrl-C")
@@ -142,14 +147,15 @@ def main() -> None:
               "changes nothing on chain")
 def run_command(scenario: str, seed: int | None, steps: int | None, backend: str, rpc_url: str | None,
                 out_dir: Path | None, force: bool, defences: tuple[str, ...], progress: bool | None,
-                dashboard: bool, host: str | None, port: int | None, pace: float, **connect_options: Any) -> None:
+                dashboard: bool, host: str | None, port: int | None, pace: float, side: str | None,
+                **connect_options: Any) -> None:
     """Run SCENARIO (a shipped name or a TOML file) and write its run directory and report."""
     from sim.engine import run_scenario
     from sim.rundir import RunDirectoryError, check_available
 
     if not dashboard and (host is not None or port is not None):
         _fail(f"perpsim: --{'host' if host is not None else 'port'} is for the dashboard: add --dashboard")
-    loaded = _load(scenario, defences, seed=seed, steps=steps)
+    loaded = _load(scenario, defences, seed=seed, steps=steps, side=side)
     if out_dir is not None:
         try:
             check_available(out_dir, force)
@@ -168,7 +174,7 @@ def run_command(scenario: str, seed: int | None, steps: int | None, backend: str
     if out_dir is None:
         from sim.engine import default_run_dir
 
-        out_dir = default_run_dir(loaded)
+        out_dir = default_run_dir(loaded, tag=f"defences-{side}" if side else "")
     click.echo(f"perpsim: {loaded.name}, seed {loaded.seed}, {loaded.steps} steps of {loaded.step_seconds} s "
                f"on {backend}; writing {out_dir}")
     board = _open_dashboard(out_dir, host, port, background=True) if dashboard else None
@@ -375,11 +381,24 @@ def report_command(run_dir: Path) -> None:
 @main.command("compare")
 @click.argument("run_a", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("run_b", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def compare_command(run_a: Path, run_b: Path) -> None:
-    """Two runs' summaries side by side, with their differences."""
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="the comparison page (default: compare-<A>-vs-<B>.html beside RUN_B)")
+def compare_command(run_a: Path, run_b: Path, out_file: Path | None) -> None:
+    """Two runs side by side: their summaries printed with the differences, and one HTML page
+    (bad debt, insurance drawdown, deficit, attacker profit, LP PnL, liquidations and their
+    delay, and both runs' LP share price on one chart)."""
     from sim.report import compare_runs
+    from sim.report.compare_page import write_comparison
 
-    click.echo(compare_runs(run_a, run_b))
+    try:
+        text = compare_runs(run_a, run_b)
+        out_file = out_file or run_b.parent / f"compare-{run_a.name}-vs-{run_b.name}.html"
+        page = write_comparison(run_a, run_b, out_file)
+    except FileNotFoundError as exc:
+        _fail(f"perpsim: {exc}")
+        return
+    click.echo(text)
+    click.echo(f"comparison page: {page}")
 
 
 if __name__ == "__main__":

@@ -423,10 +423,10 @@ class RunResult:
     report: Path | None = None
 
 
-def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
-    """`runs/<scenario>-<seed>-<timestamp>` (a suffix if that exists already)."""
+def default_run_dir(scenario: Scenario, root: Path = Path("runs"), tag: str = "") -> Path:
+    """`runs/<scenario>-<seed>[-<tag>]-<timestamp>` (a suffix if that exists already)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = root / f"{scenario.name}-{scenario.seed}-{stamp}"
+    base = root / "-".join(str(part) for part in (scenario.name, scenario.seed, tag, stamp) if part != "")
     candidate, n = base, 1
     while candidate.exists():
         n += 1

@@ -420,6 +420,9 @@ class Scenario(BaseModel):
     agents: list[AgentSpec] = Field(default_factory=list, description="[[agents]] tables")
     shocks: list[Shock] = Field(default_factory=list, description="[[shocks]] tables")
     defences: Defences = Field(Defences(), description="the [defences] table")
+    defended: Defences | None = Field(
+        None, description="the [defended] table: the defences of the scenario's defended side, which "
+        "`perpsim run --defences on` sets over [defences]; `--defences off` runs [defences] as written")
 
     _source: Path | None = PrivateAttr(None)
 
@@ -530,15 +533,21 @@ def _toml_problem(exc: tomllib.TOMLDecodeError) -> Problem:
     return Problem(where, _SYNTAX, f"not valid TOML: {match['message']}")
 
 
+DEFENCE_SIDES = ("off", "on")
+"""`perpsim run --defences off|on`: the scenario's [defences] as written, or with [defended] over them."""
+
+
 def load_scenario(path_or_name: str | Path, *, defences: Mapping[str, Any] | None = None,
-                  seed: int | None = None, steps: int | None = None) -> Scenario:
+                  seed: int | None = None, steps: int | None = None, side: str | None = None) -> Scenario:
     """Read and validate a scenario file (or a shipped one by name, e.g. "calm").
 
     `defences` replaces fields of the file's `[defences]` table, and `seed` and `steps` the
     file's own, before validation (the command line's `--defence NAME=VALUE`, `--seed`,
     `--steps`): one validation of the whole, so an override that breaks the scenario (a run
-    that ends before a shock) is refused like a file that says so. Raises ScenarioError
-    listing every problem, each naming the file (or the flag) and the field."""
+    that ends before a shock) is refused like a file that says so. `side` ("off" or "on",
+    `--defences`) picks one side of a scenario that declares a `[defended]` table: "on" sets
+    its flags over `[defences]` (and `defences` over both). Raises ScenarioError listing every
+    problem, each naming the file (or the flag) and the field."""
     path = resolve_scenario_path(path_or_name)
     source = str(path)
     try:
@@ -548,6 +557,16 @@ def load_scenario(path_or_name: str | Path, *, defences: Mapping[str, Any] | Non
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(source, [Problem("(file)", _MISSING, f"a readable UTF-8 file: {exc}")]) from None
     flags: dict[str, str] = {}
+    if side is not None:
+        defended = data.get("defended")
+        if side not in DEFENCE_SIDES or not isinstance(defended, Mapping):
+            expected = (f"one of {', '.join(DEFENCE_SIDES)}" if side not in DEFENCE_SIDES else
+                        "a scenario with a [defended] table (the defences its defended side sets)")
+            raise ScenarioError(source, [Problem("--defences", side, expected)])
+        if side == "on":
+            table = data.get("defences", {})
+            data["defences"] = {**table, **defended} if isinstance(table, Mapping) else table
+            flags.update({f"defences.{name}": "--defences on ([defended])" for name in defended})
     if defences:
         table = data.get("defences", {})
         data["defences"] = {**table, **defences} if isinstance(table, Mapping) else table

@@ -83,3 +83,39 @@ def test_a_node_url_needs_its_scheme(tmp_path: Path) -> None:
     assert "localhost:8545 is not a node URL: expected http://HOST:PORT or https://..., e.g. http://localhost:8545" \
         in result.stderr
     assert not out.exists()
+
+
+def test_both_sides_of_a_defended_scenario_and_their_comparison_page(tmp_path: Path) -> None:
+    """`run --defences off|on` runs a scenario's [defences] as written, or with its [defended]
+    table over them; `compare` prints the two and writes one page with both (issue 11, item 5)."""
+    runner = CliRunner(mix_stderr=False)
+    for side in ("off", "on"):
+        result = runner.invoke(main, ["run", "reporter-bribe", "--steps", "70", "--defences", side,
+                                      "--out", str(tmp_path / side), "--no-progress"])
+        assert result.exit_code == 0, result.output + result.stderr
+    ran = {side: tomllib.loads((tmp_path / side / "scenario.toml").read_text()) for side in ("off", "on")}
+    assert ran["off"]["defences"]["allow_unrealized_withdrawal"] is True
+    assert ran["on"]["defences"]["allow_unrealized_withdrawal"] is False  # [defended] over [defences]
+    assert ran["on"]["oracle"]["max_deviation"] == 0.1
+    summary = {side: json.loads((tmp_path / side / "summary.json").read_text()) for side in ("off", "on")}
+    assert summary["off"]["total_bad_debt"] > summary["on"]["total_bad_debt"]  # the defence holds
+
+    result = runner.invoke(main, ["compare", str(tmp_path / "off"), str(tmp_path / "on")])
+    assert result.exit_code == 0, result.output + result.stderr
+    page_path = tmp_path / "compare-off-vs-on.html"
+    assert f"comparison page: {page_path}" in result.output
+    page = page_path.read_text()
+    rows = dict(re.findall(r"<tr><td>([^<]+)</td>(.*?)</tr>", page))
+    for figure in ("bad debt", "insurance drawdown", "deficit left at the end", "attacker profit",
+                   "LP PnL, marked to market, at the end", "liquidations", "liquidation delay, median (blocks)"):
+        assert figure in rows, figure
+    cells = re.findall(r"<td class='num[^']*'>([^<]*)</td>", rows["bad debt"])
+    assert cells[0] == f"${summary['off']['total_bad_debt']:,.0f}" and cells[2].startswith("-$")
+    assert "class='num good'" in rows["bad debt"]  # B, the defended side, is better
+    assert page.count("<img") == 1 and "data:image/png;base64," in page  # one chart, embedded
+
+
+def test_defences_sides_need_a_defended_table() -> None:
+    result = CliRunner(mix_stderr=False).invoke(main, ["run", "calm", "--defences", "on", "--steps", "1"])
+    assert result.exit_code == 2
+    assert '--defences = "on": expected a scenario with a [defended] table' in result.stderr
