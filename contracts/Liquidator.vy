@@ -194,7 +194,9 @@ def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: ui
         delta = -convert(close, int256) if pos.size > 0 else convert(close, int256)
         price = pm.fill_price(index, skew, skew_scale, delta)
         gain = -fm.mul_up(delta, convert(price, int256) - convert(mark, int256))
-        share: uint256 = convert(max(h.equity, 0), uint256) * (close * mark // c.WAD) // h.notional
+        share: uint256 = 0  # a premium mark at -100% (skew beyond the scale) values the book at 0
+        if h.notional > 0:
+            share = convert(max(h.equity, 0), uint256) * (close * mark // c.WAD) // h.notional
         room = convert(share, int256) + gain
         if close == ceiling or h.equity <= 0 or room >= convert(precision, int256):
             break
@@ -386,7 +388,7 @@ def _close_size(market: uint256, h: IExchangeCore.Health, mark: uint256, size: u
     """
     imf: uint256 = (staticcall EXCHANGE.markets(market)).imf
     fee_rate: uint256 = self.params[market].liquidation_fee
-    if imf <= fee_rate or h.equity <= 0:
+    if imf <= fee_rate or h.equity <= 0 or mark == 0:
         return size
     gap: uint256 = h.initial_margin - convert(h.equity, uint256)
     per_unit: uint256 = mark * (imf - fee_rate)

@@ -238,3 +238,35 @@ def test_a_keeper_is_paid_the_fee_its_trader_pays_while_the_vault_is_in_debt():
         assert p.usdc.call("balanceOf", keeper) == 100 * USDC, "the keeper did not get the fee bob paid"
     finally:
         p.chain.close()
+
+
+def test_liquidation_at_a_zero_premium_mark_reverts_with_no_division_by_zero():
+    """The liquidation helper's "reverted without a reason", found by a `make fuzz` campaign
+    (LiquidationFuzz, seed 1): in `premium` mark mode the mark is index x (1 + skew /
+    skew_scale), the premium clamped at -100%. Once the owner lowered BTC's skew_scale below the
+    short open interest, the mark was 0, so every position's notional and margin were 0; a dust
+    long under water was liquidatable, and the Liquidator divided by its notional (0): a panic,
+    not a reason. It now closes the position whole, as for any account whose equity cannot be
+    shared out over its notional."""
+    btc = MarketConfig(name="BTC", initial_price=30_000.0, skew_scale=1_000.0, max_oi=1_000.0, mark_mode="premium",
+                       liquidation_limit_scalar=0.0, min_keeper_fee=0.0)
+    p, (alice, bob, keeper) = _world(btc, vault_liquidity=10_000_000.0, reserve_factor=0.0)
+    try:
+        p.mint(alice, 100_000)
+        p.deposit(alice, 1_000)
+        p.mint(bob, 10_000_000)
+        p.deposit(bob, 2_000_000)
+        p.trade(alice, "BTC", 0.1)
+        p.trade(bob, "BTC", -60)  # skew -59.9
+        p.set_market_params(btc.model_copy(update={"skew_scale": 50.0}))  # the short skew is beyond the scale
+        p.chain.mine(12)
+        p.report_all("BTC", 30_000.0)
+        assert p.exchange.call("mark_price", 0) == 0
+        health = p.exchange.call("health", alice, 0)
+        assert health[3] == 0 and health[0] < 0  # notional 0 at a zero mark, equity under water
+        assert p.liquidator.call("is_liquidatable", alice, 0)
+        closed = p.liquidate(keeper, alice, "BTC")
+        assert closed in (0.0, 0.1)  # closed whole, or declared bankrupt: never a panic
+        assert closed == 0.0 or p.position(alice, "BTC").size_wad == 0
+    finally:
+        p.chain.close()
