@@ -120,6 +120,7 @@ class AttackerMachine(RuleBasedStateMachine):
         # wallet when the block's first attack began, income allowed since, wallet at the end
         # of the last attack)
         self._block: tuple[int, int, int, int] | None = None
+        self._kept_shares = 0  # LP shares an earlier attack left (the reserve kept them): not this attack's
 
     def teardown(self) -> None:
         if self.chain is not None:
@@ -202,6 +203,7 @@ class AttackerMachine(RuleBasedStateMachine):
         p = self.protocol
         if p.vault.call("shares", self.mallory):
             self._try("lp redeem", lambda: p.lp_withdraw(self.mallory))
+        self._kept_shares = p.vault.call("shares", self.mallory)
         self.base += SUBACCOUNTS
         self.subaccounts |= {(self.mallory, self.sub(i)) for i in range(SUBACCOUNTS)}
         now = self.wallet()
@@ -221,12 +223,22 @@ class AttackerMachine(RuleBasedStateMachine):
         for sub in subs:
             for market in (ETH, BTC):
                 self._close(self.mallory, sub, market)
-        if p.vault.call("shares", self.mallory):
-            self._try("lp redeem", lambda: p.lp_withdraw(self.mallory))
+        self.redeem_own()
         for sub in subs:
             tokens = p.exchange.call("accounts", self.mallory, sub)[0] // TOKEN
             if tokens > 0 and not p.account_markets(self.mallory, sub):
                 self._try("withdraw", lambda: p.withdraw(self.mallory, tokens / 1e6, sub))
+
+    def redeem_own(self) -> float | None:
+        """Redeem the LP shares mallory took in this attack (USD paid, or None). Shares an
+        earlier attack could not redeem stay out of this one's measure: redeemed here once
+        the reserve lets them go, they would count as this attack's profit (a campaign found
+        exactly that: 117k "earned" by a sandwich that redeemed an older attack's shares)."""
+        p, m = self.protocol, self.mallory
+        own = p.vault.call("shares", m) - self._kept_shares
+        if own <= 0:
+            return None
+        return self._try("lp redeem", lambda: p.vault.transact("withdraw", own, sender=m).return_value / 1e6)
 
     def keeper_fees(self, events: list[Any], accounts: set[tuple[str, int]] | None) -> int:
         """Keeper fees mallory earned in `events`: for liquidating an account in `accounts`
@@ -306,8 +318,7 @@ class AttackerMachine(RuleBasedStateMachine):
         if lp_first:
             self._try("lp deposit", lambda: p.lp_deposit(m, lp_usd))
             self._try("trade", lambda: p.trade(m, market, size, self.sub(0)))
-            if p.vault.call("shares", m):
-                self._try("lp redeem", lambda: p.lp_withdraw(m))
+            self.redeem_own()
         else:
             self._try("trade", lambda: p.trade(m, market, size, self.sub(0)))
             self._try("lp deposit", lambda: p.lp_deposit(m, lp_usd))
@@ -366,8 +377,8 @@ class AttackerMachine(RuleBasedStateMachine):
             if self._try("lp deposit", lambda: p.lp_deposit(m, notional)) is None:
                 return
             self.report(ETH, new)
-            shares = p.vault.call("shares", m)
-            redeemed = self._try("lp redeem", lambda: p.lp_withdraw(m))
+            shares = p.vault.call("shares", m) - self._kept_shares
+            redeemed = self.redeem_own()
         before = len(self.events)
         self._collect()
         chain.mine(BREACH_TIMEOUT)
