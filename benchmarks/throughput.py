@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,23 +136,22 @@ class _TimedRevmChain(RevmChain):
     evm_seconds = 0.0
     transact_seconds = 0.0
 
-    def _execute(self, sender: str, to: str, data: bytes, value: int) -> Any:
+    def _timed(self, total: str, call: Callable[[], Any]) -> Any:
+        """`call()`, its time added to the attribute `total` while `timing` is set."""
         if not self.timing:
-            return super()._execute(sender, to, data, value)
+            return call()
         start = time.perf_counter()
         try:
-            return super()._execute(sender, to, data, value)
+            return call()
         finally:
-            self.evm_seconds += time.perf_counter() - start
+            setattr(self, total, getattr(self, total) + time.perf_counter() - start)
+
+    def _execute(self, sender: str, to: str, data: bytes, value: int) -> Any:
+        return self._timed("evm_seconds", lambda: super(_TimedRevmChain, self)._execute(sender, to, data, value))
 
     def transact_raw(self, sender: str, to: str, data: bytes, value: int = 0) -> Any:
-        if not self.timing:
-            return super().transact_raw(sender, to, data, value)
-        start = time.perf_counter()
-        try:
-            return super().transact_raw(sender, to, data, value)
-        finally:
-            self.transact_seconds += time.perf_counter() - start
+        return self._timed("transact_seconds",
+                           lambda: super(_TimedRevmChain, self).transact_raw(sender, to, data, value))
 
 
 @dataclass(frozen=True)

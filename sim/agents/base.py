@@ -506,9 +506,16 @@ def markets_or_all(chosen: Sequence[str], ctx: StepContext) -> tuple[str, ...]:
     return tuple(chosen) if chosen else ctx.markets
 
 
+
+def unknown_markets(chosen: tuple[str, ...], markets: tuple[str, ...]) -> list[tuple[str, object, str]]:
+    """An agent's `markets` field checked against the scenario's (the `check_config` of agents
+    that take a list of markets): the problem (field, value, expected), if it names others."""
+    unknown = [m for m in chosen if m not in markets]
+    return [("markets", unknown, f"names among the scenario's markets {list(markets)}")] if unknown else []
+
 __all__ = [
     "Action", "Agent", "AgentConfig", "AgentIdentity", "BribeReporters", "CancelTrigger", "ClosePosition",
     "ConfigField", "Deleverage", "Deposit", "ExecuteTrigger", "Liquidate", "LpDeposit", "LpWithdraw",
     "MarketView", "Mint", "Outcome", "MintBase", "PlaceTrigger", "RefreshFeed", "ReportPrice", "SwapOnPool", "StepContext", "Trade", "Withdraw",
-    "config_dataclass", "config_fields", "markets_or_all",
+    "config_dataclass", "config_fields", "markets_or_all", "unknown_markets",
 ]

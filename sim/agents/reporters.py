@@ -18,6 +18,7 @@ from sim.agents.base import (
     ReportPrice,
     StepContext,
     config_dataclass,
+    unknown_markets,
 )
 
 
@@ -62,8 +63,7 @@ class OracleReporter(Agent):
 
     @classmethod
     def check_config(cls, config: Config, markets: tuple[str, ...]) -> list[tuple[str, object, str]]:
-        unknown = [m for m in config.markets if m not in markets]
-        return [("markets", unknown, f"names among the scenario's markets {list(markets)}")] if unknown else []
+        return unknown_markets(config.markets, markets)
 
     def lag(self, ctx: StepContext) -> int:
         own = self.config.lag_blocks if self.config.mode == "lagging" else self.config.latency_blocks
@@ -121,8 +121,7 @@ class FeedKeeper(Agent):
 
     @classmethod
     def check_config(cls, config: Config, markets: tuple[str, ...]) -> list[tuple[str, object, str]]:
-        unknown = [m for m in config.markets if m not in markets]
-        return [("markets", unknown, f"names among the scenario's markets {list(markets)}")] if unknown else []
+        return unknown_markets(config.markets, markets)
 
     def decide(self, ctx: StepContext) -> list[Action]:
         if not self.active(ctx) or ctx.step % self.config.every_blocks:

@@ -18,6 +18,7 @@ from sim.agents.base import (
     StepContext,
     SwapOnPool,
     config_dataclass,
+    unknown_markets,
 )
 
 POOL_FEE = 0.003  # SpotPool.vy FEE_BPS: 30 basis points on the input
@@ -46,8 +47,7 @@ class PoolArbitrageur(Agent):
 
     @classmethod
     def check_config(cls, config: Config, markets: tuple[str, ...]) -> list[tuple[str, object, str]]:
-        unknown = [m for m in config.markets if m not in markets]
-        return [("markets", unknown, f"names among the scenario's markets {list(markets)}")] if unknown else []
+        return unknown_markets(config.markets, markets)
 
     def pool_markets(self, ctx: StepContext) -> list[str]:
         return [m for m in self.config.markets or ctx.markets if ctx.market_configs[m].spot_pool_liquidity > 0]

@@ -29,16 +29,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hypothesis import strategies as st
-from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from hypothesis import event as _hypothesis_event
-from hypothesis import note as _hypothesis_note
 
 from sim.chain import Chain, Reverted, make_chain
 from sim.protocol import MarketConfig, OracleConfig, Protocol, ProtocolConfig
 from sim.units import WAD
 from tests.utils import invariants
-from tests.fuzz.stateful_base import RunStats
+from tests.fuzz.stateful_base import RunStats, event, note
 
 ATTACKER = "mallory"
 VICTIMS = ("alice", "bob", "carol")
@@ -50,16 +47,6 @@ BRIBED = 2  # reporters mallory controls in `walk_reporters`, of three
 GUARD = 0.1
 BREACH_TIMEOUT = 300
 TOKEN = 10**12  # one token unit (6 decimals) in 1e18 USD
-
-
-def event(name: str) -> None:
-    if currently_in_test_context():
-        _hypothesis_event(name)
-
-
-def note(text: str) -> None:
-    if currently_in_test_context():
-        _hypothesis_note(text)
 
 
 @dataclass(frozen=True)
@@ -640,14 +627,19 @@ class AttackerMachine(RuleBasedStateMachine):
             self._try("lp deposit", lambda: p.lp_deposit(who, usd))
 
     # ================================================================ invariants
+    def _none_found(self, kind: str, label: str) -> None:
+        """Fail with what the rules found of `kind` (a Findings list) since the last check, and clear it."""
+        found = getattr(self.findings, kind)
+        setattr(self.findings, kind, [])
+        assert not found, f"{label}: " + "; ".join(found)
+
     def check_invariants(self, settings, output, runtimes) -> None:
         RunStats.checked(self)
         super().check_invariants(settings, output, runtimes)
 
     @invariant()
     def inv9_no_free_lunch(self) -> None:
-        found, self.findings.free_lunch = self.findings.free_lunch, []
-        assert not found, "free lunch: " + "; ".join(found)
+        self._none_found("free_lunch", "free lunch")
 
     @invariant()
     def inv10_lps_not_robbed(self) -> None:
@@ -679,18 +671,15 @@ class AttackerMachine(RuleBasedStateMachine):
 
     @invariant()
     def inv12_always_closable(self) -> None:
-        found, self.findings.closes_refused = self.findings.closes_refused, []
-        assert not found, "closes refused: " + "; ".join(found)
+        self._none_found("closes_refused", "closes refused")
 
     @invariant()
     def inv13_share_maths(self) -> None:
-        found, self.findings.share_maths = self.findings.share_maths, []
-        assert not found, "share maths: " + "; ".join(found)
+        self._none_found("share_maths", "share maths")
 
     @invariant()
     def inv_oracle_guard(self) -> None:
-        found, self.findings.oracle_walked = self.findings.oracle_walked, []
-        assert not found, "oracle: " + "; ".join(found)
+        self._none_found("oracle_walked", "oracle")
 
     @invariant()
     def accounting(self) -> None:

@@ -127,6 +127,12 @@ def test_stop_loss_whose_loss_leaves_less_than_its_keeper_fee_still_executes():
 # as much as it may, priced as it closes (Liquidator.liquidate); fees reach the keeper and the
 # fund from the trader's own tokens (Exchange._charge).
 
+def _fund(p: Protocol, who: str, minted: float, deposited: float) -> None:
+    """`who` gets `minted` USDC and deposits `deposited` of it into its first subaccount."""
+    p.mint(who, minted)
+    p.deposit(who, deposited)
+
+
 def _world(*markets: MarketConfig, **config) -> tuple[Protocol, list[str]]:
     chain = make_chain("revm")
     protocol = Protocol.deploy(chain, ProtocolConfig(markets=markets, **config))
@@ -149,8 +155,7 @@ def test_adl_of_a_bankrupt_short_beyond_zero_records_its_shortfall():
     p, (alice, bob, keeper) = _world(eth, sol, vault_liquidity=1_000_000.0)
     try:
         for who in (alice, bob):
-            p.mint(who, 100_000)
-            p.deposit(who, 10_000)
+            _fund(p, who, 100_000, 10_000)
         p.trade(alice, "ETH", -0.001)
         p.trade(alice, "SOL", -400)
         p.trade(bob, "ETH", 0.001)
@@ -184,10 +189,8 @@ def test_a_partial_liquidation_that_no_halving_fits_returns_what_it_closed():
                        liquidation_limit_scalar=100.0)
     p, (alice, bob, keeper) = _world(eth, vault_liquidity=10_000_000.0, reserve_factor=0.0)
     try:
-        p.mint(alice, 100_000)
-        p.deposit(alice, 2_500)
-        p.mint(bob, 10_000_000)
-        p.deposit(bob, 1_000_000)
+        _fund(p, alice, 100_000, 2_500)
+        _fund(p, bob, 10_000_000, 1_000_000)
         p.trade(alice, "ETH", 10)
         p.trade(bob, "ETH", -210)  # skew -200: a sell fills about 20% below index
         p.chain.mine(12)
@@ -217,8 +220,7 @@ def test_a_keeper_is_paid_the_fee_its_trader_pays_while_the_vault_is_in_debt():
     p, (alice, bob, keeper) = _world(eth, vault_liquidity=1_000.0, reserve_factor=0.0)
     try:
         for who in (alice, bob):
-            p.mint(who, 100_000)
-            p.deposit(who, 20_000)
+            _fund(p, who, 100_000, 20_000)
         p.trade(alice, "ETH", 50)
         p.trade(bob, "ETH", 5)
         order = p.place_trigger(bob, "ETH", -5, 2_100.0, kind="take_profit", keeper_fee=100.0)
@@ -252,10 +254,8 @@ def test_liquidation_at_a_zero_premium_mark_reverts_with_no_division_by_zero():
                        liquidation_limit_scalar=0.0, min_keeper_fee=0.0)
     p, (alice, bob, keeper) = _world(btc, vault_liquidity=10_000_000.0, reserve_factor=0.0)
     try:
-        p.mint(alice, 100_000)
-        p.deposit(alice, 1_000)
-        p.mint(bob, 10_000_000)
-        p.deposit(bob, 2_000_000)
+        _fund(p, alice, 100_000, 1_000)
+        _fund(p, bob, 10_000_000, 2_000_000)
         p.trade(alice, "BTC", 0.1)
         p.trade(bob, "BTC", -60)  # skew -59.9
         p.set_market_params(btc.model_copy(update={"skew_scale": 50.0}))  # the short skew is beyond the scale
