@@ -93,6 +93,8 @@ struct MarketState:
     reduce_only: bool              # no trade may add risk
     skew_ref: int256               # the skew when the current block began, base units 1e18
     ref_block: uint256             # the block number of skew_ref
+    skew_high: int256              # the highest skew in block ref_block so far, base units 1e18
+    skew_low: int256               # the lowest skew in block ref_block so far, base units 1e18
 
 struct Position:
     size: int256                   # base units 1e18; > 0 long
@@ -803,6 +805,18 @@ def _pending(market: uint256, index: uint256) -> (int256, int256, int256):
 
 
 @internal
+def _touch(market: uint256):
+    """At a block's first touch of the market, its skew becomes the block's reference and
+    the range the skew has covered in the block."""
+    if self.market_states[market].ref_block != block.number:
+        skew: int256 = self._skew(market)
+        self.market_states[market].skew_ref = skew
+        self.market_states[market].skew_high = skew
+        self.market_states[market].skew_low = skew
+        self.market_states[market].ref_block = block.number
+
+
+@internal
 def _accrue(market: uint256) -> (uint256, uint256, uint256, bool):
     """
     @notice Take the block's reference skew at its first touch, then write funding and the
@@ -814,9 +828,7 @@ def _accrue(market: uint256) -> (uint256, uint256, uint256, bool):
     high: uint256 = 0
     valid: bool = False
     index, low, high, valid = self._band(market)
-    if self.market_states[market].ref_block != block.number:
-        self.market_states[market].skew_ref = self._skew(market)
-        self.market_states[market].ref_block = block.number
+    self._touch(market)
     if self.market_states[market].last_update == block.timestamp:
         return index, low, high, valid
     cum: int256 = 0
@@ -934,10 +946,10 @@ def _trade(owner: address, subaccount: uint256, market: uint256, size_delta: int
     else:
         assert price >= limit_price, "exchange: price below limit"
     if reduce_only:
-        # a trigger order fills no worse than it would have at the block's start
-        quote: uint256 = pm.fill_price(high if size_delta > 0 else low, self._skew_ref(market),
-                                       self.markets[market].skew_scale, size_delta)
-        assert price <= quote if size_delta > 0 else price >= quote, "exchange: skew moved this block"
+        # a trigger order fills at the best skew for it seen in this block, or waits: whoever
+        # moved the skew against it in the block (a keeper trading ahead of it) is refused
+        skew: int256 = self._skew(market)
+        assert skew <= self.market_states[market].skew_low if size_delta > 0 else skew >= self.market_states[market].skew_high, "exchange: skew moved this block"
 
     fee: uint256 = (convert(abs(size_delta), uint256) * price // c.WAD * self.markets[market].taker_fee + c.WAD * PRECISION - 1) // (c.WAD * PRECISION)
     fill: Fill = self._fill(owner, subaccount, market, size_delta, price, fee)
@@ -966,6 +978,7 @@ def _fill(owner: address, subaccount: uint256, market: uint256, size_delta: int2
     @notice Move a position by `size_delta` at `price`, settle its funding and realised PnL
             with the Vault, and take `fee` tokens (6 decimals) split between Vault and fund.
     """
+    self._touch(market)
     pos: Position = self.positions[owner][subaccount][market]
     cum: int256 = self.market_states[market].cumulative_funding
     funding: int256 = self._funding_owed(pos, cum)
@@ -987,6 +1000,9 @@ def _fill(owner: address, subaccount: uint256, market: uint256, size_delta: int2
 
     self._aggregate(market, pos, 1)
     self.positions[owner][subaccount][market] = pos
+    skew: int256 = self._skew(market)
+    self.market_states[market].skew_high = max(self.market_states[market].skew_high, skew)
+    self.market_states[market].skew_low = min(self.market_states[market].skew_low, skew)
 
     # the subaccount's list of open markets
     markets: DynArray[uint256, MAX_POSITIONS] = self.accounts[owner][subaccount].markets

@@ -877,7 +877,8 @@ class Protocol:
 DAY = 86_400
 Subaccount = tuple[str, int]
 MARKET_STATE_FIELDS = ("oi_long", "oi_short", "sum_cost", "sum_funding_entry", "cumulative_funding", "funding_rate",
-                       "premium_ema", "last_update", "deficit", "paused", "reduce_only")
+                       "premium_ema", "last_update", "deficit", "paused", "reduce_only", "skew_ref", "ref_block",
+                       "skew_high", "skew_low")
 
 
 @dataclass(frozen=True)

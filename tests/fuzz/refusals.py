@@ -53,7 +53,7 @@ ADL_ROUNDING_UNITS = 2  # token units the Liquidator keeps back from an ADL targ
 
 # Field positions in the contracts' structs, as their getters return them.
 M_ASSET, M_IMF, M_MMF, M_TAKER_FEE, M_SKEW_SCALE, M_MAX_OI, M_ALLOW_PNL = 0, 1, 2, 3, 5, 6, 13  # Exchange.markets
-S_OI_LONG, S_OI_SHORT, S_PAUSED, S_SKEW_REF, S_REF_BLOCK = 0, 1, 9, 11, 12  # Exchange.market_states
+S_OI_LONG, S_OI_SHORT, S_PAUSED, S_REF_BLOCK, S_SKEW_HIGH, S_SKEW_LOW = 0, 1, 9, 12, 13, 14  # Exchange.market_states
 F_MIN_REPORTERS = 1  # Oracle.feeds
 L_WHEN_INVALID, L_LIMIT_SCALAR = 3, 5  # Liquidator.params
 
@@ -109,17 +109,15 @@ class Refusals:
         return longs > cap or shorts > cap
 
     def skew_moved(self, market: int, size_delta: int) -> bool:
-        """`exchange: skew moved this block` on a trigger order's fill: the fill at today's skew
-        is worse for the order than the quote at the skew the market had when the block began
-        (the skew now, if nothing has touched the market in this block)."""
+        """`exchange: skew moved this block` on a trigger order's fill: something in this block
+        moved the skew against the order from a point it has since left, so the skew now is
+        not the best for the order that the block has seen (a buy needs the block's lowest
+        skew, a sell its highest; nothing has moved if nothing touched the market)."""
         state = self.exchange.call("market_states", market)
+        if state[S_REF_BLOCK] != self.chain.block_number:
+            return False
         skew = state[S_OI_LONG] - state[S_OI_SHORT]
-        reference = state[S_SKEW_REF] if state[S_REF_BLOCK] == self.chain.block_number else skew
-        _, low, high, _ = self._band(market)
-        scale = self.exchange.call("markets", market)[M_SKEW_SCALE]
-        quote = sip279_fill(high if size_delta > 0 else low, reference, scale, size_delta)
-        fill = self.exchange.call("fill_price", market, size_delta)
-        return fill > quote if size_delta > 0 else fill < quote
+        return skew > state[S_SKEW_LOW] if size_delta > 0 else skew < state[S_SKEW_HIGH]
 
     def market_paused(self, market: int) -> bool:
         return self.exchange.call("market_states", market)[S_PAUSED]

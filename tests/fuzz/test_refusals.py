@@ -219,9 +219,9 @@ def impact() -> Iterator[tuple[Protocol, Refusals, list[str]]]:
 
 
 def test_a_trigger_order_the_skew_moved_against_in_its_block(impact) -> None:
-    """Alice's take-profit sells 50 SOL. In a block where carol has sold 200 first, the sell
-    would fill about 1% lower than it was quoted when the block began: refused (`exchange: skew
-    moved this block`); in the next block, carol's sale is the block's skew and it executes."""
+    """Alice's take-profit sells 50 SOL. In a block where carol has sold 200 first, the skew
+    is below the block's highest: refused (`exchange: skew moved this block`); in the next
+    block, carol's sale is the block's skew and it executes."""
     protocol, r, (alice, _, carol, keeper, _) = impact
     snap = protocol.snapshot()
     try:

@@ -439,3 +439,37 @@ def test_f12_keeper_cannot_sandwich_a_stop_loss(deploy, chain):
         assert exc.reason in ("exchange: price below limit", "exchange: skew moved this block")
     unwind(p, keeper)
     assert wallet(p, keeper) - start <= 0
+
+
+def test_f12_keeper_cannot_sandwich_a_stop_loss_inside_the_slack_others_left(deploy, chain):
+    """F12, the residual a 200k-step campaign found: other traders sold earlier in the block,
+    so a short's buy-stop would fill well inside the quote at the block's start. The keeper
+    bought into that slack, executed the stop at the higher price and sold back after it: it
+    took the stop's own price impact (+$1,826 on a 40 BTC stop in the campaign). A trigger now
+    fills only at the best skew for it that its block has seen, so buying ahead of it makes
+    the execution revert and the keeper's round trip costs it its fees."""
+    p = deploy(skew_scale=10_000.0)
+    victim, carol, keeper = chain.new_account("victim"), chain.new_account("carol"), chain.new_account("keeper")
+    p.mint(victim, 100_000)
+    p.deposit(victim, 100_000)
+    p.trade(victim, "ETH", -100)
+    order = p.place_trigger(victim, "ETH", 100, trigger_price=2040)
+    chain.mine(12)
+    p.report_all("ETH", 2041)
+    p.mint(carol, 500_000)
+    p.deposit(carol, 500_000)
+    p.trade(carol, "ETH", -200)  # the block's other flow: the slack a buy-stop is now inside
+    p.mint(keeper, 1_000_000)
+    start = wallet(p, keeper)
+    p.deposit(keeper, 1_000_000)
+    p.trade(keeper, "ETH", 200)
+    with reverts("exchange: skew moved this block"):
+        p.execute_trigger(keeper, order)
+    unwind(p, keeper)
+    assert wallet(p, keeper) - start < 0
+    # without the keeper's trade ahead of it the stop fills in the same block, after carol's sale
+    chain.mine(12)
+    p.report_all("ETH", 2041)
+    p.trade(carol, "ETH", -50)
+    assert p.execute_trigger(keeper, order)
+    assert p.position(victim, "ETH").size == 0

@@ -351,7 +351,7 @@ CASES: list[Case] = [
     Case("markets unknown market", EX, "markets", view(EX, "markets", UNKNOWN), NOOP, note="a storage getter: zeros",
          returns=(0,) * 13 + (False,)),
     Case("market_states unknown market", EX, "market_states", view(EX, "market_states", UNKNOWN), NOOP,
-         note="a storage getter: zeros", returns=(0,) * 9 + (False, False, 0, 0)),
+         note="a storage getter: zeros", returns=(0,) * 9 + (False, False, 0, 0, 0, 0)),
     Case("positions unknown market", EX, "positions", with_ctx(EX, "positions", lambda c: (c.alice, 0, UNKNOWN),
                                                                 is_view=True), NOOP, note="a storage getter: zeros",
          returns=(0, 0, 0)),
