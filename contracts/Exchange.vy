@@ -46,7 +46,11 @@ exports: (ownable.owner, ownable.transfer_ownership)
 interface IReserve:
     def reserve_factor() -> uint256: view
 
+interface ILens:
+    def check_params(p: MarketParams, oracle: IOracle) -> bool: view
+
 # ---------------------------------------------------------------- CONSTANTS
+MAX_LENS_INITCODE: constant(uint256) = 24_576  # bytes of ExchangeLens's init code (EIP-170 bounds its runtime)
 MAX_POSITIONS: constant(uint256) = 8  # positions per subaccount (IExchangeCore's Account says 8 too)
 # Bounds of market parameters (amounts and sizes: modules/bounds.vy), far beyond any real use.
 MAX_PARAM: constant(uint256) = 10**36   # skew scale, funding caps, premium half-life
@@ -124,6 +128,7 @@ COLLATERAL: public(immutable(IERC20))      # the collateral token (6 decimals fo
 PRECISION: public(immutable(uint256))      # 10**(18 - token decimals): USD 1e18 per token unit
 VAULT: public(immutable(IPayer))           # the LP pool, every trade's counterparty
 INSURANCE_FUND: public(immutable(IPayer))  # pays bad debt and backs the keepers' minimum fee
+LENS: public(immutable(ILens))             # ExchangeLens: the views off-chain readers use, the parameter rules
 
 # ---------------------------------------------------------------- STORAGE
 guardian: public(address)          # may pause a market or make it reduce-only
@@ -211,19 +216,23 @@ event Paid:
 
 
 @deploy
-def __init__(collateral: IERC20, collateral_decimals: uint256, oracle: IOracle, vault: IPayer, insurance_fund: IPayer):
+def __init__(collateral: IERC20, collateral_decimals: uint256, oracle: IOracle, vault: IPayer, insurance_fund: IPayer,
+             lens_initcode: Bytes[MAX_LENS_INITCODE]):
     """
-    @notice The deployer is the owner and the first guardian.
+    @notice The deployer is the owner and the first guardian. Creates the Exchange's lens
+            (ExchangeLens) from its init code, bound to this Exchange: no setup transaction.
     @param collateral The collateral token.
     @param collateral_decimals Its decimals (6 for USDC), at most 18.
     @param oracle The price feed.
     @param vault The LP pool that takes the other side.
     @param insurance_fund The fund that pays bad debt.
+    @param lens_initcode ExchangeLens's init code (its compiled bytecode).
     """
     COLLATERAL = collateral
     PRECISION = 10 ** (18 - collateral_decimals)
     VAULT = vault
     INSURANCE_FUND = insurance_fund
+    LENS = ILens(raw_create(lens_initcode))
     self.oracle = oracle
     ownable.__init__()
     self.guardian = msg.sender
@@ -553,37 +562,8 @@ def health(owner: address, subaccount: uint256) -> Health:
     return self._health(owner, subaccount, False)
 
 
-@view
-@external
-def equity(owner: address, subaccount: uint256) -> int256:
-    """
-    @notice Collateral plus unrealised PnL at mark minus accrued funding, USD 1e18.
-    @param owner The subaccount's owner.
-    @param subaccount The subaccount.
-    @return USD 1e18; negative when under water.
-    """
-    return self._health(owner, subaccount, False).equity
 
 
-@view
-@external
-def accrued_funding(owner: address, subaccount: uint256, market: uint256) -> int256:
-    """
-    @notice Funding a position owes since it was last settled, USD 1e18 (negative: it is owed).
-    @param owner The subaccount's owner.
-    @param subaccount The subaccount.
-    @param market The market id.
-    @return USD 1e18 (rounded up).
-    """
-    self._check_market(market)
-    cum: int256 = 0
-    rate: int256 = 0
-    ema: int256 = 0
-    index: uint256 = 0
-    valid: bool = False
-    index, valid = self._index(market)
-    cum, rate, ema = self._pending(market, index)
-    return self._funding_owed(self.positions[owner][subaccount][market], cum)
 
 
 @view
@@ -610,43 +590,8 @@ def mark_price(market: uint256) -> uint256:
     return self._mark_now(market)
 
 
-@view
-@external
-def funding_rate(market: uint256) -> int256:
-    """
-    @notice The current funding rate per day, 1e18 == 100%; positive: longs pay.
-    @param market The market id.
-    @return Per day, 1e18 == 100%.
-    """
-    self._check_market(market)
-    cum: int256 = 0
-    rate: int256 = 0
-    ema: int256 = 0
-    index: uint256 = 0
-    valid: bool = False
-    index, valid = self._index(market)
-    cum, rate, ema = self._pending(market, index)
-    return rate
 
 
-@view
-@external
-def fill_price(market: uint256, size_delta: int256) -> uint256:
-    """
-    @notice The price a trade of `size_delta` would fill at now: while the feed is invalid,
-            at the end of its disputed band that is worse for the trade.
-    @param market The market id.
-    @param size_delta Base units 1e18; > 0 buys.
-    @return USD 1e18.
-    """
-    self._check_market(market)
-    self._check_size(size_delta)
-    index: uint256 = 0
-    low: uint256 = 0
-    high: uint256 = 0
-    valid: bool = False
-    index, low, high, valid = self._band(market)
-    return self._fill_price(market, high if size_delta > 0 else low, size_delta)
 
 
 @view
@@ -735,16 +680,8 @@ def _amount_wad(amount: uint256) -> int256:
 @view
 @internal
 def _check_params(p: MarketParams):
-    assert p.mmf > 0 and p.mmf < p.imf and p.imf <= c.WAD, "exchange: bad margin fractions"
-    assert p.skew_scale > 0, "exchange: zero skew scale"
-    assert p.taker_fee < c.WAD, "exchange: fee too high"
-    assert p.insurance_fee_share <= c.WAD, "exchange: share above 100%"
-    assert p.funding_model <= FUNDING_VELOCITY, "exchange: unknown funding model"
-    assert p.mark_mode <= MARK_MEDIAN, "exchange: unknown mark mode"
-    assert max(max(p.skew_scale, p.premium_half_life), max(p.max_funding_rate, p.max_funding_velocity)) <= MAX_PARAM, "exchange: parameter too large"
-    assert p.max_oi <= convert(bounds.MAX_SIZE, uint256), "exchange: parameter too large"
-    if p.mark_mode == MARK_MEDIAN:
-        assert p.twap_window <= staticcall self.oracle.twap_capacity(p.asset), "exchange: twap window too long"
+    """The lens holds the rules (and the Exchange's reasons): it reverts on bad parameters."""
+    assert staticcall LENS.check_params(p, self.oracle)
 
 
 # ================================================================ INTERNAL: prices and funding

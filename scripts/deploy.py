@@ -95,6 +95,9 @@ def cli(network: Any, provider: Any, account: Any, config_source: str | None, ou
                 raise click.ClickException(f"{step.contract}: transaction {receipt.txn_hash} created no contract")
             contracts[step.key] = container.at(receipt.contract_address)
             click.echo(f"  {step.key:<14} {receipt.contract_address}")
+            for created, getter in step.creates:  # a contract its constructor created (the ExchangeLens)
+                contracts[created] = containers[created].at(getattr(contracts[step.key], getter)())
+                click.echo(f"  {created:<14} {contracts[created].address}")
         else:
             receipt = mined(getattr(contracts[step.contract], step.function)(*args, sender=signers[step.sender]), provider)
         blocks.append(receipt.block_number)

@@ -1,7 +1,7 @@
 """Deploy and wire the perpsim contracts on any chain, and a typed facade over them.
 
 `Protocol.deploy(chain, ProtocolConfig(...))` deploys MockUSDC, Oracle, Vault,
-InsuranceFund, Exchange, Liquidator and TriggerOrders, wires their roles and lists the
+InsuranceFund, Exchange (which creates its ExchangeLens), Liquidator and TriggerOrders, wires their roles and lists the
 markets; a market with `spot_pool_liquidity` also gets a SpotPool of its own base token
 (MockAsset) against the collateral, seeded at its first price, which its oracle feed may
 use as its source or fallback. The facade speaks human units (dollars, base units, fractions) at the edge and
@@ -222,7 +222,7 @@ class ProtocolConfig(BaseModel):
 # One list of steps deploys and wires the protocol, run by `Protocol.deploy` on a sim chain
 # and by scripts/deploy.py through ape, so the two cannot drift apart.
 
-CONTRACT_NAMES = ("MockUSDC", "Oracle", "Vault", "InsuranceFund", "Exchange", "Liquidator", "TriggerOrders")
+CONTRACT_NAMES = ("MockUSDC", "Oracle", "Vault", "InsuranceFund", "Exchange", "ExchangeLens", "Liquidator", "TriggerOrders")
 DEPLOYER = "deployer"
 SEED_LP = "seed-lp"
 
@@ -235,6 +235,14 @@ def reporter_role(index: int) -> str:
 @dataclass(frozen=True)
 class ContractAddress:
     """An argument that is the address of a contract deployed by an earlier step."""
+
+    contract: str
+
+
+@dataclass(frozen=True)
+class InitCode:
+    """An argument that is a contract's compiled init code (the Exchange creates its
+    ExchangeLens from it)."""
 
     contract: str
 
@@ -254,6 +262,7 @@ class DeployStep:
     contract: str
     args: tuple = ()
     name: str = ""
+    creates: tuple[tuple[str, str], ...] = ()  # (contract, getter): a contract its constructor creates, at getter()
 
     @property
     def key(self) -> str:
@@ -295,7 +304,8 @@ def deployment_plan(config: ProtocolConfig) -> list[DeployStep | CallStep]:
         DeployStep("Oracle"),
         DeployStep("Vault", (usdc, USDC_DECIMALS, to_wad(config.reserve_factor))),
         DeployStep("InsuranceFund", (usdc,)),
-        DeployStep("Exchange", (usdc, USDC_DECIMALS, ContractAddress("Oracle"), vault, fund)),
+        DeployStep("Exchange", (usdc, USDC_DECIMALS, ContractAddress("Oracle"), vault, fund, InitCode("ExchangeLens")),
+                   creates=(("ExchangeLens", "LENS"),)),
         DeployStep("Liquidator", (exchange,)),
         DeployStep("TriggerOrders", (exchange,)),
         CallStep("Vault", "set_exchange", (exchange,)),
@@ -363,13 +373,20 @@ def plan_roles(plan: list[DeployStep | CallStep]) -> list[str]:
 
 
 def resolve_args(args: tuple, contracts: dict[str, str], account: Any) -> tuple:
-    """`args` with every ContractAddress and RoleAddress replaced by its address;
-    `account(role)` gives a role's address."""
+    """`args` with every ContractAddress and RoleAddress replaced by its address and every
+    InitCode by the compiled init code; `account(role)` gives a role's address."""
     return tuple(
         contracts[a.contract] if isinstance(a, ContractAddress) else account(a.role) if isinstance(a, RoleAddress)
+        else compile_project()[a.contract].bytecode if isinstance(a, InitCode)
         else resolve_args(a, contracts, account) if isinstance(a, tuple) else a
         for a in args
     )
+
+
+def planned_contracts(config: ProtocolConfig) -> list[str]:
+    """The names of every contract `deployment_plan(config)` deploys or has a constructor create."""
+    return [name for step in deployment_plan(config) if isinstance(step, DeployStep)
+            for name in (step.key, *(created for created, _ in step.creates))]
 
 
 def _event_arg(receipt: Any, event: str, arg: str) -> Any:
@@ -439,6 +456,7 @@ class Protocol:
         self.vault = contracts["Vault"]
         self.insurance_fund = contracts["InsuranceFund"]
         self.exchange = contracts["Exchange"]
+        self.lens = contracts["ExchangeLens"]  # the Exchange's views for off-chain readers
         self.liquidator = contracts["Liquidator"]
         self.trigger_orders = contracts["TriggerOrders"]
         self.contracts = contracts
@@ -471,6 +489,8 @@ class Protocol:
             args = resolve_args(step.args, {n: c.address for n, c in contracts.items()}, account)
             if isinstance(step, DeployStep):
                 contracts[step.key] = deploy(chain, artifacts[step.contract], *args, sender=account(DEPLOYER))
+                for created, getter in step.creates:
+                    contracts[created] = at(chain, artifacts[created], contracts[step.key].call(getter))
                 continue
             contracts[step.contract].transact(step.function, *args, sender=account(step.sender))
             if step.contract == "MockUSDC" and step.function == "approve":
@@ -483,7 +503,7 @@ class Protocol:
     def attach(cls, chain: Chain, config: ProtocolConfig, addresses: dict[str, str], deployer: str) -> Protocol:
         """The facade over a protocol already deployed at `addresses` (names as in `addresses()`)."""
         artifacts = compile_project()
-        planned = [step.key for step in deployment_plan(config) if isinstance(step, DeployStep)]
+        planned = planned_contracts(config)
         missing = sorted(set(planned) - set(addresses))
         if missing:
             raise KeyError(f"deployment is missing contracts {missing}; it has {sorted(addresses)}")
@@ -642,7 +662,7 @@ class Protocol:
         """`trade` with the size already in 1e18 base units (exact closes)."""
         _non_negative(subaccount=subaccount, limit_price=limit_price)
         if limit_price is None:
-            quote = self.exchange.call("fill_price", market, size_wad)
+            quote = self.lens.call("fill_price", market, size_wad)
             worse = WAD + to_wad(slippage) if size_wad > 0 else WAD - to_wad(slippage)
             limit_wad = quote * worse // WAD
         else:
@@ -727,7 +747,7 @@ class Protocol:
         return Health(from_wad(e), from_wad(im), from_wad(mm), from_wad(n))
 
     def equity(self, account: str, subaccount: int = 0) -> float:
-        return from_wad(self.exchange.call("equity", account, subaccount))
+        return from_wad(self.lens.call("equity", account, subaccount))
 
     def margin_ratio(self, account: str, subaccount: int = 0) -> float:
         """Equity over notional; inf with no position, 0 under water."""
@@ -752,7 +772,7 @@ class Protocol:
 
     def accrued_funding(self, account: str, market: str | int, subaccount: int = 0) -> float:
         """Funding owed since last settlement (USD; negative: owed to the position)."""
-        return from_wad(self.exchange.call("accrued_funding", account, subaccount, self.market(market)))
+        return from_wad(self.lens.call("accrued_funding", account, subaccount, self.market(market)))
 
     def liquidation_price(self, account: str, market: str | int, subaccount: int = 0) -> float:
         return from_wad(self.liquidator.call("liquidation_price", account, subaccount, self.market(market)))
@@ -769,10 +789,10 @@ class Protocol:
 
     def funding_rate(self, market: str | int) -> float:
         """Per day; positive: longs pay."""
-        return from_wad(self.exchange.call("funding_rate", self.market(market)))
+        return from_wad(self.lens.call("funding_rate", self.market(market)))
 
     def fill_price(self, market: str | int, size: float) -> float:
-        return from_wad(self.exchange.call("fill_price", self.market(market), to_wad(size)))
+        return from_wad(self.lens.call("fill_price", self.market(market), to_wad(size)))
 
     def market_state(self, market: str | int) -> dict[str, Any]:
         return dict(zip(MARKET_STATE_FIELDS, self.exchange.call("market_states", self.market(market))))
@@ -813,7 +833,7 @@ class Protocol:
         market state."""
         m = self.market(market)
         index, valid = self.exchange.call("index_price", m)
-        return MarketReading(m, index, valid, self.exchange.call("mark_price", m), self.exchange.call("funding_rate", m),
+        return MarketReading(m, index, valid, self.exchange.call("mark_price", m), self.lens.call("funding_rate", m),
                              self.exchange.call("market_states", m), self.chain.timestamp)
 
     def accounts_with_positions(self) -> list[tuple[str, int]]:

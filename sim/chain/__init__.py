@@ -8,7 +8,7 @@ Usage::
     alice = chain.new_account("alice")
     exchange = deploy(chain, artifact, *constructor_args, sender=alice)
     receipt = exchange.transact("deposit", 100, sender=alice)
-    equity = exchange.call("equity", alice)
+    health = exchange.call("health", alice, 0)
 """
 
 from __future__ import annotations

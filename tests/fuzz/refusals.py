@@ -91,12 +91,12 @@ class Refusals:
     def fill_beyond_limit(self, market: int, size_delta: int, limit: int) -> bool:
         """`exchange: price above limit` / `below limit`: the fill now (at the end of a disputed
         band that is worse for the trade) misses the limit."""
-        fill = self.exchange.call("fill_price", market, size_delta)
+        fill = self.protocol.lens.call("fill_price", market, size_delta)
         return fill > limit if size_delta > 0 else fill < limit
 
     def facade_limit(self, market: int, size_delta: int, slippage: float) -> int:
         """The limit `Protocol.trade_wad` sends: the quote moved by `slippage` against the trader."""
-        quote = self.exchange.call("fill_price", market, size_delta)
+        quote = self.protocol.lens.call("fill_price", market, size_delta)
         worse = WAD + to_wad(slippage) if size_delta > 0 else WAD - to_wad(slippage)
         return quote * worse // WAD
 

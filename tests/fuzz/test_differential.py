@@ -151,7 +151,7 @@ class Runner:
             "health": [ex.call("health", t, s) for t, s in subaccounts],
             "positions": [ex.call("positions", t, s, m) for t, s in subaccounts for m in markets],
             "markets": [(ex.call("markets", m), ex.call("market_states", m), ex.call("mark_price", m),
-                         ex.call("funding_rate", m), ex.call("index_price", m)) for m in markets],
+                         p.lens.call("funding_rate", m), ex.call("index_price", m)) for m in markets],
             # the traders' PnL from the markets' aggregates (accrued in a snapshot, rolled back)
             "exchange": (ex.call("vault_receivable"), ex.call("vault_debt"), invariants.traders_pnl(p),
                          ex.call("open_interest_notional")),

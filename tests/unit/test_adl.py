@@ -46,7 +46,7 @@ def test_bankruptcy_records_deficit(crashed: Protocol, alice, keeper):
     short-skewed, so selling fills below index) realises against mark."""
     protocol = crashed
     equity = protocol.exchange.call("health", alice, 0)[0]
-    fill = protocol.exchange.call("fill_price", 0, -40 * WAD)
+    fill = protocol.lens.call("fill_price", 0, -40 * WAD)
     equity_at_fill = equity + 40 * (fill - 1500 * WAD)
     assert equity_at_fill < equity < 0
     fund_before = protocol.usdc.call("balanceOf", protocol.insurance_fund.address)

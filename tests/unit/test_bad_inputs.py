@@ -204,6 +204,7 @@ def _bankrupt_alice(c: Ctx) -> None:
 
 # ---------------------------------------------------------------- the catalogue
 EX, LQ, TR, OR, VA, IF, TK = "Exchange", "Liquidator", "TriggerOrders", "Oracle", "Vault", "InsuranceFund", "MockUSDC"
+LN = "ExchangeLens"
 SP, MA = "SpotPool", "MockAsset"
 ONE = 10**6  # one token (6 decimals)
 
@@ -337,17 +338,23 @@ CASES: list[Case] = [
          with_ctx(EX, "deleverage_fill", lambda c: (c.alice, 0, c.bob, 0, 0, -WAD, 1, 0), sender="stranger"),
          "exchange: caller is not the liquidator"),
     # -- Exchange: views
-    *[Case(f"{fn} unknown market", EX, fn, with_ctx(EX, fn, build, is_view=True), "exchange: unknown market")
-      for fn, build in (("index_price", lambda c: (UNKNOWN,)), ("mark_price", lambda c: (UNKNOWN,)),
-                        ("funding_rate", lambda c: (UNKNOWN,)), ("fill_price", lambda c: (UNKNOWN, WAD)),
-                        ("accrued_funding", lambda c: (c.alice, 0, UNKNOWN)),
-                        ("position_pnl", lambda c: (c.alice, 0, UNKNOWN)))],
-    Case("fill_price max size", EX, "fill_price", view(EX, "fill_price", 0, MAX_INT), "exchange: size too large"),
-    Case("fill_price min size", EX, "fill_price", view(EX, "fill_price", 0, MIN_INT), "exchange: size too large"),
-    *[Case(f"{fn} unknown subaccount", EX, fn, with_ctx(EX, fn, lambda c: (c.stranger, MAX_UINT), is_view=True), NOOP,
+    *[Case(f"{fn} unknown market", contract, fn, with_ctx(contract, fn, build, is_view=True), "exchange: unknown market")
+      for contract, fn, build in ((EX, "index_price", lambda c: (UNKNOWN,)), (EX, "mark_price", lambda c: (UNKNOWN,)),
+                                  (LN, "funding_rate", lambda c: (UNKNOWN,)), (LN, "fill_price", lambda c: (UNKNOWN, WAD)),
+                                  (LN, "accrued_funding", lambda c: (c.alice, 0, UNKNOWN)),
+                                  (EX, "position_pnl", lambda c: (c.alice, 0, UNKNOWN)))],
+    Case("fill_price max size", LN, "fill_price", view(LN, "fill_price", 0, MAX_INT), "exchange: size too large"),
+    Case("fill_price min size", LN, "fill_price", view(LN, "fill_price", 0, MIN_INT), "exchange: size too large"),
+    *[Case(f"{fn} unknown subaccount", contract, fn,
+           with_ctx(contract, fn, lambda c: (c.stranger, MAX_UINT), is_view=True), NOOP,
            note=f"an unused subaccount reads as empty: {note}", returns=value)
-      for fn, value, note in (("health", (0, 0, 0, 0), "no equity, margin or notional"), ("equity", 0, "0"),
-                              ("accounts", (0, (), False, False, 0), "no collateral, markets or flags"))],
+      for contract, fn, value, note in ((EX, "health", (0, 0, 0, 0), "no equity, margin or notional"),
+                                        (LN, "equity", 0, "0"),
+                                        (EX, "accounts", (0, (), False, False, 0), "no collateral, markets or flags"))],
+    # -- ExchangeLens: the parameter rules the Exchange asks (add_market's cases above go through them)
+    Case("check_params zeros", LN, "check_params",
+         with_ctx(LN, "check_params", lambda c: ((0,) * 13 + (False,), c.protocol.oracle.address), is_view=True),
+         "exchange: bad margin fractions"),
     Case("markets unknown market", EX, "markets", view(EX, "markets", UNKNOWN), NOOP, note="a storage getter: zeros",
          returns=(0,) * 13 + (False,)),
     Case("market_states unknown market", EX, "market_states", view(EX, "market_states", UNKNOWN), NOOP,

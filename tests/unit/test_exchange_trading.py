@@ -21,9 +21,9 @@ def test_fill_price_formula_hand_worked(protocol: Protocol, fund, alice, bob):
     """
     fund(alice)
     fund(bob)
-    assert protocol.exchange.call("fill_price", 0, to_wad(10)) == 2001 * WAD
+    assert protocol.lens.call("fill_price", 0, to_wad(10)) == 2001 * WAD
     assert protocol.trade(alice, "ETH", 10) == 2001.0
-    assert protocol.exchange.call("fill_price", 0, -to_wad(4)) == 20016 * WAD // 10
+    assert protocol.lens.call("fill_price", 0, -to_wad(4)) == 20016 * WAD // 10
     assert protocol.trade(bob, "ETH", -4) == 2001.6
 
 
@@ -31,8 +31,8 @@ def test_fill_price_rounds_against_the_trader(protocol: Protocol):
     """index * (2 * skew + size) / (2 * skew_scale) with a remainder: a buy rounds up, a sell down.
     size = 1 wei: 2000e18 * 1 / 2e22 = 0.1 wei -> a buy pays index + 1 wei, a sell gets index - 1 wei."""
     ex = protocol.exchange
-    assert ex.call("fill_price", 0, 1) == 2000 * WAD + 1
-    assert ex.call("fill_price", 0, -1) == 2000 * WAD - 1
+    assert protocol.lens.call("fill_price", 0, 1) == 2000 * WAD + 1
+    assert protocol.lens.call("fill_price", 0, -1) == 2000 * WAD - 1
 
 
 def test_taker_fee_split_between_vault_and_insurance(protocol: Protocol, fund, alice):

@@ -37,8 +37,8 @@ def test_premium_model_eight_hours(protocol: Protocol, long_ten, bob, chain, fun
     """
     alice = long_ten
     chain.mine(EIGHT_HOURS)
-    assert protocol.exchange.call("funding_rate", 0) == 15 * 10**14
-    assert protocol.exchange.call("accrued_funding", alice, 0, 0) == 10 * WAD
+    assert protocol.lens.call("funding_rate", 0) == 15 * 10**14
+    assert protocol.lens.call("accrued_funding", alice, 0, 0) == 10 * WAD
 
     # settling moves the 10 USD of collateral to the Vault, exactly
     protocol.report_all("ETH", 2000)
@@ -54,7 +54,7 @@ def test_premium_model_eight_hours(protocol: Protocol, long_ten, bob, chain, fun
     vault_after = protocol.usdc.call("balanceOf", protocol.vault.address)
     insurance_fee = fee_units * 2 // 10
     assert vault_after - vault_before == -(realized_units - 10 * 10**6) + fee_units - insurance_fee
-    assert protocol.exchange.call("accrued_funding", alice, 0, 0) == 0
+    assert protocol.lens.call("accrued_funding", alice, 0, 0) == 0
 
 
 def test_premium_model_interest_only_when_balanced(protocol: Protocol, fund, alice, bob, chain):
@@ -65,9 +65,9 @@ def test_premium_model_interest_only_when_balanced(protocol: Protocol, fund, ali
     protocol.trade(alice, "ETH", 10)
     protocol.trade(bob, "ETH", -10)
     chain.mine(EIGHT_HOURS)
-    assert protocol.exchange.call("funding_rate", 0) == 3 * 10**14
-    assert protocol.exchange.call("accrued_funding", alice, 0, 0) == 2 * WAD
-    assert protocol.exchange.call("accrued_funding", bob, 0, 0) == -2 * WAD
+    assert protocol.lens.call("funding_rate", 0) == 3 * 10**14
+    assert protocol.lens.call("accrued_funding", alice, 0, 0) == 2 * WAD
+    assert protocol.lens.call("accrued_funding", bob, 0, 0) == -2 * WAD
 
 
 def test_premium_model_cap(protocol: Protocol, long_ten, chain):
@@ -75,7 +75,7 @@ def test_premium_model_cap(protocol: Protocol, long_ten, chain):
     6 * (imf - mmf) = 0.0003 per 8 h, so the day rate is 3 * 0.0003 = 0.0009."""
     _use_model(protocol, imf=0.10005, mmf=0.10)
     chain.mine(EIGHT_HOURS)
-    assert protocol.exchange.call("funding_rate", 0) == 9 * 10**14
+    assert protocol.lens.call("funding_rate", 0) == 9 * 10**14
 
 
 def test_velocity_model_hand_worked(protocol: Protocol, long_ten, chain):
@@ -89,12 +89,12 @@ def test_velocity_model_hand_worked(protocol: Protocol, long_ten, chain):
     alice = long_ten
     _use_model(protocol, funding_model="velocity", max_funding_velocity=1.0, max_funding_rate=1.0)
     chain.mine(DAY)
-    assert protocol.exchange.call("funding_rate", 0) == 10**15
-    assert protocol.exchange.call("accrued_funding", alice, 0, 0) == 10 * WAD
+    assert protocol.lens.call("funding_rate", 0) == 10**15
+    assert protocol.lens.call("accrued_funding", alice, 0, 0) == 10 * WAD
     protocol.exchange.transact("accrue", 0, sender=alice)
     chain.mine(DAY)
-    assert protocol.exchange.call("funding_rate", 0) == 2 * 10**15
-    assert protocol.exchange.call("accrued_funding", alice, 0, 0) == 40 * WAD
+    assert protocol.lens.call("funding_rate", 0) == 2 * 10**15
+    assert protocol.lens.call("accrued_funding", alice, 0, 0) == 40 * WAD
 
 
 def test_velocity_model_cap(protocol: Protocol, long_ten, chain):
@@ -102,7 +102,7 @@ def test_velocity_model_cap(protocol: Protocol, long_ten, chain):
     half-way through the first day)."""
     _use_model(protocol, funding_model="velocity", max_funding_velocity=1.0, max_funding_rate=0.0005)
     chain.mine(DAY)
-    assert protocol.exchange.call("funding_rate", 0) == 5 * 10**14
+    assert protocol.lens.call("funding_rate", 0) == 5 * 10**14
 
 
 def test_funding_is_zero_sum_between_traders_and_vault(protocol: Protocol, fund, alice, bob, chain):
@@ -114,8 +114,8 @@ def test_funding_is_zero_sum_between_traders_and_vault(protocol: Protocol, fund,
     protocol.trade(bob, "ETH", -5)
     chain.mine(EIGHT_HOURS)
     ex = protocol.exchange
-    owed_alice = ex.call("accrued_funding", alice, 0, 0)
-    owed_bob = ex.call("accrued_funding", bob, 0, 0)
+    owed_alice = protocol.lens.call("accrued_funding", alice, 0, 0)
+    owed_bob = protocol.lens.call("accrued_funding", bob, 0, 0)
     assert owed_alice > 0 > owed_bob
     # one cumulative index per market: the same funding per ETH on both sides (to a wei)
     assert abs(owed_alice * 5 + owed_bob * 15) <= 15 + 5

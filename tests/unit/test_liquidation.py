@@ -162,7 +162,7 @@ def test_bad_debt_paid_in_full_by_insurance(protocol: Protocol, fund, alice, kee
     set_price("ETH", 1700)  # equity about -3.7k
     equity = protocol.exchange.call("health", alice, 0)[0]
     assert equity < 0
-    fill = protocol.exchange.call("fill_price", 0, -45 * WAD)  # the close's fill, impact included
+    fill = protocol.lens.call("fill_price", 0, -45 * WAD)  # the close's fill, impact included
     equity_at_fill = equity + 45 * (fill - 1700 * WAD)
     assert equity_at_fill < 0
     fund_before = protocol.insurance_balance()

@@ -48,10 +48,10 @@ def test_margin_ratio_and_equity(protocol: Protocol, fund, alice, set_price):
     assert protocol.margin_ratio(alice) == float("inf")  # no position
     protocol.trade(alice, "ETH", 10)
     e, im, mm, n = protocol.exchange.call("health", alice, 0)
-    assert protocol.exchange.call("equity", alice, 0) == e
+    assert protocol.lens.call("equity", alice, 0) == e
     assert protocol.margin_ratio(alice) == pytest.approx(e / n)
     set_price("ETH", 900)  # under water
-    assert protocol.exchange.call("equity", alice, 0) < 0
+    assert protocol.lens.call("equity", alice, 0) < 0
     assert protocol.margin_ratio(alice) == 0
 
 
