@@ -441,6 +441,7 @@ class RunView:
     baseline: Baseline
     delays: list[int]
     pending: dict[Subaccount, int]
+    observed: dict[str, Any] = field(default_factory=dict)  # what observers add (StepObserver.summary_fields)
     _solvency: dict[str, bool] | None = None
 
     def solvency(self) -> dict[str, bool]:
@@ -737,6 +738,14 @@ def trader_survival_rate(run: RunView) -> float | None:
     return len(accounts - run.tally.liquidated - run.tally.bankrupt) / len(accounts)
 
 
+@SUMMARY_METRICS.metric("attacker_profit_usd")
+def attacker_profit_usd(run: RunView) -> float | None:
+    """The manipulators' profit (USD): everything they hold at the last step (equity of every
+    subaccount, tokens, SpotPool base tokens at the true price, Vault shares) less what they
+    held at the start; the traders' book measures it (sim/traders.py). None without one."""
+    return run.observed.get("attacker_profit_usd")
+
+
 @SUMMARY_METRICS.metric("trigger_orders_executed")
 def trigger_orders_executed(run: RunView) -> int:
     """Stop-loss and take-profit orders executed by keepers."""
@@ -858,6 +867,10 @@ class StepObserver(Interface):
     def observe(self, view: StepView) -> None: ...
 
     def finish(self, run_dir: Path, status: str) -> None: ...
+
+    def summary_fields(self) -> dict[str, Any]:
+        """Figures the observer measured for summary.json's registered metrics (RunView.observed)."""
+        ...
 
 
 
@@ -991,8 +1004,12 @@ class Recorder:
     # -- end of run ----------------------------------------------------------------
     def summary(self, status: str = "complete", error: str | None = None) -> dict[str, Any]:
         """The summary dict: identity and status, block range, every summary metric, the meta."""
+        observed: dict[str, Any] = {}
+        for observer in self.observers:
+            observed.update(observer.summary_fields() if hasattr(observer, "summary_fields") else {})
         metrics, metric_errors = SUMMARY_METRICS.collect(RunView(
-            self.protocol, self.participants, self.rows, self.tally, self.baseline, self.delays, self.pending))
+            self.protocol, self.participants, self.rows, self.tally, self.baseline, self.delays, self.pending,
+            observed))
         blocks = [r["block"] for r in self.rows]
         summary: dict[str, Any] = {
             "scenario": self.meta.get("scenario"),

@@ -21,13 +21,18 @@ Every number comes from the chain's events and views (`Exchange.health`, mark pr
 book only adds them up. To stay cheap it reads an account's health when an event touched the
 account, when a market it holds has moved `REREAD_MOVE` since its last reading, and at least
 every `REREAD_BLOCKS` (funding drifts); in a crash that is every block, in a calm market about
-one block in ten, and a peak or a minimum is then off by at most a 0.25% move times leverage. Manipulators are followed too (role "manipulator"), so the report
-can chart an attacker's PnL.
+one block in ten, and a peak or a minimum is then off by at most a 0.25% move times leverage.
+
+Manipulators are followed too (role "manipulator"), and their PnL is the one measure of an
+attack that the chart, `perpsim compare`, sweeps and `summary.json`'s `attacker_profit_usd`
+all read: everything the owner holds (`AttackerHoldings`: the equity of every subaccount it
+trades from, its collateral tokens, its SpotPool base tokens at the true price, its Vault
+shares at the share price) against what it held when the run began, read every step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -45,6 +50,9 @@ LAYERS = ("size_cap", "margin_buffer", "hedge", "stop_loss")
 LAYER_NAMES = {"size_cap": "size cap", "margin_buffer": "margin buffer", "hedge": "hedge", "stop_loss": "stop-loss"}
 
 FOLLOWED_ROLES = ("trader", "manipulator")
+WHOLE_WALLET_ROLES = ("manipulator",)
+"""Roles whose PnL is everything the owner holds, not one subaccount's flows (an attack spans
+subaccounts, the SpotPool and the Vault)."""
 REREAD_MOVE = 0.0025
 """A held market's mark moving this fraction since an account's last reading makes the book read it again."""
 REREAD_BLOCKS = 10
@@ -81,6 +89,7 @@ class FollowedAccount:
     market: str = ""
     hedge_market: str = ""
     behaviour: str = ""  # "" for the disciplined strategies
+    subaccounts: tuple[int, ...] = ()  # every subaccount it trades from (a manipulator's all count)
 
     @classmethod
     def of_agent(cls, agent: Any) -> FollowedAccount:
@@ -90,7 +99,44 @@ class FollowedAccount:
         return cls(agent.identity.label, agent.kind, agent.role, agent.account, agent.subaccounts[0], layers,
                    str(getattr(agent, "market", "") or ""),
                    str(getattr(config, "hedge_market", "") or "") if "hedge" in layers else "",
-                   str(getattr(type(agent), "behaviour", "") or ""))
+                   str(getattr(type(agent), "behaviour", "") or ""), tuple(agent.subaccounts))
+
+    @property
+    def whole_wallet(self) -> bool:
+        """Whether its PnL is everything the owner holds (a manipulator's), see AttackerHoldings."""
+        return self.role in WHOLE_WALLET_ROLES
+
+    @property
+    def all_subaccounts(self) -> tuple[int, ...]:
+        return self.subaccounts or (self.subaccount,)
+
+
+@dataclass(frozen=True)
+class AttackerHoldings:
+    """What an attacker holds at one moment (USD): the one measure of its PnL."""
+
+    equity: float  # summed over the subaccounts it trades from
+    notional: float
+    maintenance_margin: float
+    wallet: float  # collateral tokens outside the Exchange
+    base_tokens: float  # SpotPool base tokens at the true price
+    lp_shares: float  # Vault shares at the share price
+
+    @property
+    def value(self) -> float:
+        return self.equity + self.wallet + self.base_tokens + self.lp_shares
+
+    @classmethod
+    def read(cls, protocol: Protocol, owner: str, subaccounts: Iterable[int], true_prices: Mapping[str, float],
+             lp_shares_wad: int = 0, share_price_wad: int = 0) -> AttackerHoldings:
+        """Read them from the chain: each subaccount's health, the owner's token balances, the
+        base tokens of every market with a SpotPool at `true_prices` (the deeper venue's price,
+        not the pool's own, which the attacker may have pushed)."""
+        healths = [protocol.health(owner, s) for s in subaccounts]
+        base = sum(protocol.base_balance(owner, m) * true_prices.get(m, 0.0) for m in protocol.pools)
+        return cls(sum(h.equity for h in healths), sum(h.notional for h in healths),
+                   sum(h.maintenance_margin for h in healths), protocol.token_balance(owner), base,
+                   from_wad(lp_shares_wad * share_price_wad // 10**18))
 
 
 def followed_accounts(agents: Iterable[Any]) -> list[FollowedAccount]:
@@ -123,15 +169,24 @@ class AccountRecord:
     slips: list[float] = field(default_factory=list)  # fraction worse than the trigger, per fired stop
     liquidated_step: int | None = None  # first Liquidation
     bankrupt_step: int | None = None  # first Bankruptcy (the fund could not cover it)
+    held_outside: float = 0.0  # a manipulator's tokens outside the Exchange (AttackerHoldings), else 0
+    start_outside: float = 0.0
 
     @property
     def value(self) -> float:
-        """Equity plus what it took out, less what it put in after the start."""
+        """Equity plus what it took out, less what it put in after the start; for a manipulator,
+        everything it holds (equity plus tokens outside the Exchange)."""
+        if self.spec.whole_wallet:
+            return self.equity + self.held_outside
         return self.equity + self.withdrawn - self.deposited
 
     @property
+    def start_value(self) -> float:
+        return self.start_equity + self.start_outside
+
+    @property
     def pnl(self) -> float:
-        return self.value - self.start_equity
+        return self.value - self.start_value
 
 
 
@@ -143,10 +198,16 @@ class TraderBook:
         self.protocol = protocol
         self.markets = [m.name for m in protocol.config.markets]
         self.records: dict[tuple[str, int], AccountRecord] = {}
+        self.by_subaccount: dict[tuple[str, int], AccountRecord] = {}  # every subaccount a record follows
         for spec in accounts:
             health = protocol.health(spec.owner, spec.subaccount)
-            self.records[(spec.owner, spec.subaccount)] = AccountRecord(spec, health.equity, health.equity,
-                                                                         peak_value=health.equity)
+            record = AccountRecord(spec, health.equity, health.equity, peak_value=health.equity)
+            if spec.whole_wallet:
+                self._read_holdings(record, {m.name: m.initial_price for m in protocol.config.markets}, 0, 0)
+                record.start_equity, record.start_outside = record.equity, record.held_outside
+                record.peak_value = record.value
+            self.records[(spec.owner, spec.subaccount)] = record
+            self.by_subaccount.update({(spec.owner, s): record for s in spec.all_subaccounts})
         self.stop_orders: dict[int, tuple[AccountRecord, float, int]] = {}  # order id -> (account, trigger, size)
         self._accounts_file: IO[str] | None = open(Path(run_dir) / ACCOUNTS_FILE, "w", newline="")  # noqa: SIM115
         self._accounts_file.write(csv_line(ACCOUNT_COLUMNS))
@@ -160,7 +221,11 @@ class TraderBook:
         lines = []
         for record in self.records.values():
             sizes = self._sizes(record)
-            if self._due(record, sizes, view.step, marks):
+            if record.spec.whole_wallet:
+                self._read_holdings(record, view.true_prices, view.tally.lp_shares[record.spec.owner],
+                                    view.share_price())
+                record.read_step, record.read_marks, record.stale = view.step, dict(marks), False
+            elif self._due(record, sizes, view.step, marks):
                 self._read_health(record, view.step, marks)
             self._measure(record, sizes, marks)
             lines.append(",".join(map(csv_cell, (view.step, record.spec.label, record.spec.role, record.equity,
@@ -171,7 +236,7 @@ class TraderBook:
 
     def _fold(self, step: int, event: RecordedEvent) -> None:
         args, name, contract = event.args, event.name, event.contract
-        record = self.records.get(event.account()) if event.account() is not None else None
+        record = self.by_subaccount.get(event.account()) if event.account() is not None else None
         if contract == "Exchange" and record is not None:
             record.stale = True
             if name == "Deposit":
@@ -188,14 +253,14 @@ class TraderBook:
             elif name == "Deleverage":
                 for key in ((args["bankrupt_owner"], args["bankrupt_subaccount"]),
                             (args["target_owner"], args["target_subaccount"])):
-                    if key in self.records:
-                        self.records[key].stale = True
+                    if key in self.by_subaccount:
+                        self.by_subaccount[key].stale = True
         elif contract == "TriggerOrders":
             self._fold_order(name, args)
 
     def _fold_order(self, name: str, args: dict[str, Any]) -> None:
         if name == "OrderPlaced" and args["kind"] == STOP_LOSS_KIND:
-            record = self.records.get((args["owner"], args["subaccount"]))
+            record = self.by_subaccount.get((args["owner"], args["subaccount"]))
             if record is not None:
                 record.stops_placed += 1
                 self.stop_orders[args["order_id"]] = (record, from_wad(args["trigger_price"]), args["size"])
@@ -226,6 +291,28 @@ class TraderBook:
             return True
         return any(abs(marks[m] / record.read_marks[m] - 1) >= REREAD_MOVE if record.read_marks.get(m) else True
                    for m in held)
+
+    def _read_holdings(self, record: AccountRecord, true_prices: Mapping[str, float], shares: int,
+                       share_price: int) -> None:
+        """A manipulator's whole holdings (AttackerHoldings), every step: an attack moves value
+        between subaccounts, the SpotPool and the Vault without an Exchange event. `shares`:
+        its Vault shares from the recorder's tally (an attacker funds itself in setup, before
+        the book starts, with tokens only)."""
+        spec = record.spec
+        holdings = AttackerHoldings.read(self.protocol, spec.owner, spec.all_subaccounts, true_prices, shares,
+                                         share_price)
+        record.equity, record.notional, record.maintenance_margin = (
+            holdings.equity, holdings.notional, holdings.maintenance_margin)
+        record.held_outside = holdings.wallet + holdings.base_tokens + holdings.lp_shares
+
+    def attacker_profit(self) -> float | None:
+        """The manipulators' PnL at the last step read, summed (USD); None without one."""
+        attackers = [r for r in self.records.values() if r.spec.whole_wallet]
+        return sum(r.pnl for r in attackers) if attackers else None
+
+    def summary_fields(self) -> dict[str, Any]:
+        """What the book adds to summary.json (sim/metrics.py `RunView.observed`)."""
+        return {"attacker_profit_usd": self.attacker_profit()}
 
     def _read_health(self, record: AccountRecord, step: int, marks: dict[int, float]) -> None:
         health = self.protocol.health(record.spec.owner, record.spec.subaccount)
@@ -280,7 +367,7 @@ class TraderBook:
             **{layer: layer in spec.layers for layer in LAYERS},
             "layers": layer_set_name(spec.layers),
             "start_equity": record.start_equity, "end_equity": record.equity, "pnl": record.pnl,
-            "pnl_pct": 100.0 * record.pnl / record.start_equity if record.start_equity > 0 else None,
+            "pnl_pct": 100.0 * record.pnl / record.start_value if record.start_value > 0 else None,
             "max_drawdown_pct": 100.0 * record.max_drawdown,
             "peak_risk": record.peak_risk if record.peak_risk > 0 else None,
             "min_margin_buffer": record.min_buffer,

@@ -430,8 +430,9 @@ def open_interest_chart(run: RunData, path: Path) -> Path | None:
     return _finish(fig, axes, run, path)
 
 
-ATTACKER_CAPTION = ("Attacker PnL: each manipulator's profit and loss: equity plus what it withdrew, less what it deposited after "
-                    "the start (accounts.csv).")
+ATTACKER_CAPTION = ("Attacker PnL: each manipulator's profit and loss: everything it holds (equity of every subaccount, "
+                    "tokens, SpotPool base tokens at the true price, Vault shares) less what it held at the start "
+                    "(accounts.csv; the last step's is summary.json's attacker_profit_usd).")
 
 
 def attacker_chart(run: RunData, path: Path) -> Path | None:

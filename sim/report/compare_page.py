@@ -24,17 +24,6 @@ from sim.report.page import CSS
 from sim.report.run import RunData, load_run
 
 
-def attacker_pnl(run: RunData) -> float | None:
-    """The manipulators' PnL at the last step they were recorded (accounts.csv), summed; None
-    when the run has no manipulator."""
-    accounts = run.accounts
-    if accounts.empty or "role" not in accounts or not (accounts["role"] == "manipulator").any():
-        return None
-    rows = accounts[accounts["role"] == "manipulator"]
-    last = rows.sort_values("step").groupby("label").tail(1)
-    return float(last["pnl"].sum())
-
-
 @dataclass(frozen=True)
 class Figure:
     """One row of the comparison: a label, how to read it from a run, how to show it."""
@@ -51,6 +40,13 @@ def _summary(key: str) -> Callable[[RunData], float | None]:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     return read
+
+
+def attacker_pnl(run: RunData) -> float | None:
+    """The manipulators' profit, as summary.json's `attacker_profit_usd` measures it (everything
+    they hold against what they held at the start, sim/traders.py); None when the run has no
+    manipulator."""
+    return _summary("attacker_profit_usd")(run)
 
 
 def _pct(value: float) -> str:
