@@ -30,12 +30,12 @@ PINS: dict[tuple[str, int], dict[str, str]] = {
     ("flash-crash", 170): {
         "events.csv": "d08526281bce5e7b366d200ba5599c4983654b83a4e5baaffce8c0a51d6cfc34",
         "steps.csv": "00b17ab88fd0c8a1774ef3ad71598e36b675fb885942bb921304469c2f9ba680",
-        "summary.json": "181e5a0bddd4bc1d1845fbb08274007104c8735e6500c42529d2c7e60fb53abe",
+        "summary.json": "55b6b1695fe2ce0ae2f4e808d4bcdc0e25fd67c233803b8beffebe8f4756b595",
     },
     ("calm", 150): {
         "events.csv": "169623ef1abec20ac4677750c3f2d05354a26aeb1aa8369fdba4d9ac1e410a1c",
         "steps.csv": "1aa193079ca1af71acf6d9ff24466bc5fc7651bdefe6956bf441c4024157c6a6",
-        "summary.json": "80059466f0756802713252e6a362a1d7838b5bb00f466740870337cbaaca9ade",
+        "summary.json": "f68525c9b03302931679f5e0e6369544adcc92de152ce72a26d10333e45f65c2",
     },
 }
 
