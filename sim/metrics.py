@@ -51,7 +51,7 @@ transaction's hash, to look an event up with the node's tools (`cast receipt HAS
 NODE_STEP_COLUMN = "node_block"
 """Added after `block` in steps.csv on a node: the node's block of the step's last transaction."""
 
-ROLES = ("trader", "lp", "keeper", "reporter", "manipulator")
+ROLES = ("trader", "lp", "keeper", "reporter", "manipulator", "arbitrageur")
 LIQUIDATION_EVENTS = ("Liquidation", "Bankruptcy")
 
 Subaccount = tuple[str, int]
@@ -64,7 +64,7 @@ class Participant:
     owner: str  # address
     subaccount: int
     kind: str  # agent kind from the zoo, e.g. "noise_trader"
-    role: str  # "trader" | "lp" | "keeper" | "reporter" | "manipulator"
+    role: str  # "trader" | "lp" | "keeper" | "reporter" | "manipulator" | "arbitrageur" (the SpotPool's)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:

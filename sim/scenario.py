@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, Val
 from sim.agents.zoo import KEEPER_KINDS, ZOO
 from sim.bounds import (
     MAX_AGENTS,
+    MAX_BASE_UNITS,
     MAX_DRIFT,
     MAX_LOG_JUMP,
     MAX_LOG_MOVE_PER_STEP,
@@ -377,11 +378,18 @@ class Defences(BaseModel):
         None, description="the Vault values the book at its closing fill (price impact out of NAV); "
         "false: at the index (an LP can take the impact back)")
 
+    pool_window: Integer | None = Field(
+        None, ge=0, le=MAX_DURATION, description="every market's pool_window: a feed that reads its SpotPool reads the "
+        "TWAP over this many seconds (a pump must be held that long); 0: the pool's spot price")
+    max_oi: Number | None = Field(
+        None, ge=0, le=MAX_BASE_UNITS, description="every market's max_oi: open-interest cap per side, base units "
+        "(what wash trading or a pumped position can build)")
+
     ORACLE_FIELDS: ClassVar[dict[str, str]] = {"deviation_guard": "max_deviation", "breach_timeout": "breach_timeout",
                                               "min_reporters": "min_reporters",
                                               "worse_price_when_invalid": "worse_price_when_invalid"}
     MARKET_FIELDS: ClassVar[tuple[str, ...]] = ("liquidate_when_invalid", "allow_unrealized_withdrawal", "mark_mode",
-                                                "liquidation_limit_scalar", "min_keeper_fee")
+                                                "liquidation_limit_scalar", "min_keeper_fee", "pool_window", "max_oi")
     PROTOCOL_FIELDS: ClassVar[tuple[str, ...]] = ("nav_at_close_price",)
 
     def oracle_changes(self) -> dict[str, Any]:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from sim.agents.world import World
 
 Phase = Literal["reporter", "trader", "keeper"]
-Role = Literal["trader", "lp", "keeper", "reporter", "manipulator"]
+Role = Literal["trader", "lp", "keeper", "reporter", "manipulator", "arbitrageur"]
 
 CONFIG_OPTIONS = ConfigDict(extra="forbid", validate_default=True)
 """Every agent Config: unknown fields are errors (typos), defaults are validated too."""

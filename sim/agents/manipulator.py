@@ -1,6 +1,7 @@
 """The manipulator: bribes reporters, trades the perp on the price it bought, withdraws.
 
-The reporter-bribe variant (the spot-pump variant comes with the SpotPool). It plays the
+The reporter-bribe variant (the attacks through the market itself, a SpotPool pump among
+them, are the kinds in sim/agents/manipulators.py). It plays the
 attack in four moves: open a leveraged position; `bribe_after` blocks later, buy
 `reporters_bribed` reporters for `bribe_blocks` blocks so they report the true price times
 `factor`; once the index has moved `take_profit` its way, cash out, either by closing
@@ -49,7 +50,7 @@ class Manipulator(Agent):
     @config_dataclass
     class Config(AgentConfig):
         variant: Literal["reporter_bribe"] = Field("reporter_bribe",
-                                                   description="the attack; spot_pump comes with the SpotPool")
+                                                   description="the attack; a SpotPool pump is the spot_pump kind")
         collateral: Number = Field(200_000.0, ge=MIN_USD, le=MAX_USD, description="USD deposited before step 0")
         market: str = Field("", description="market attacked; empty: the first")
         side: Literal["long", "short"] = Field("long", description="position it opens (long pushes the price up)")

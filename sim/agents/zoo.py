@@ -11,6 +11,7 @@ from sim.agents.behavioural import HerdFollower, LossChaser, OverconfidentTrader
 from sim.agents.keepers import AdlKeeper, LiquidationKeeper, TriggerOrderKeeper
 from sim.agents.lp import LiquidityProvider
 from sim.agents.manipulator import Manipulator
+from sim.agents.manipulators import SelfLiquidatingShort, SpotPump, WashTrader, WithdrawToLiquidate
 from sim.agents.reporters import FeedKeeper, OracleReporter
 from sim.agents.spot import PoolArbitrageur
 from sim.agents.traders import Arbitrageur, BasisTrader, LeveragedWhale, MomentumTrader, NoiseTrader
@@ -21,6 +22,7 @@ ZOO: dict[str, type[Agent]] = {
         NoiseTrader, MomentumTrader, LeveragedWhale, BasisTrader, Arbitrageur, PoolArbitrageur,
         HerdFollower, LossChaser, OverconfidentTrader, PanicSeller, LiquidityProvider,
         LiquidationKeeper, TriggerOrderKeeper, AdlKeeper, OracleReporter, FeedKeeper, Manipulator,
+        SpotPump, WashTrader, WithdrawToLiquidate, SelfLiquidatingShort,
     )
 }
 """Agent kind -> class, in the order `describe()` lists them."""
