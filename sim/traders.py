@@ -115,7 +115,7 @@ class FollowedAccount:
 class AttackerHoldings:
     """What an attacker holds at one moment (USD): the one measure of its PnL."""
 
-    equity: float  # summed over the subaccounts it trades from
+    equity: float  # summed over the subaccounts it trades from, each at least 0 (a shortfall is the protocol's)
     notional: float
     maintenance_margin: float
     wallet: float  # collateral tokens outside the Exchange
@@ -131,10 +131,11 @@ class AttackerHoldings:
              lp_shares_wad: int = 0, share_price_wad: int = 0) -> AttackerHoldings:
         """Read them from the chain: each subaccount's health, the owner's token balances, the
         base tokens of every market with a SpotPool at `true_prices` (the deeper venue's price,
-        not the pool's own, which the attacker may have pushed)."""
+        not the pool's own, which the attacker may have pushed). A subaccount under water counts
+        as 0: the attacker walks away from it, and its shortfall is the protocol's bad debt."""
         healths = [protocol.health(owner, s) for s in subaccounts]
         base = sum(protocol.base_balance(owner, m) * true_prices.get(m, 0.0) for m in protocol.pools)
-        return cls(sum(h.equity for h in healths), sum(h.notional for h in healths),
+        return cls(sum(max(h.equity, 0.0) for h in healths), sum(h.notional for h in healths),
                    sum(h.maintenance_margin for h in healths), protocol.token_balance(owner), base,
                    from_wad(lp_shares_wad * share_price_wad // 10**18))
 
