@@ -39,7 +39,7 @@ little between its read and its transaction."""
 OI_ROOM_USED = 0.99
 """Share of the room under a market's open-interest cap an attacker's order takes (others trade too)."""
 BASE_DUST = 1e-9
-"""Base units an attacker leaves unsold: its float reading of a balance may round up."""
+"""Share of its base tokens an attacker leaves unsold: its float reading of a balance may round up."""
 
 
 def cents(amount: float) -> float:
@@ -132,7 +132,7 @@ class Attacker(Agent):
 
     def sell_pool(self, ctx: StepContext) -> list[Action]:
         """Sell every base token it holds back to the SpotPool (the unwind)."""
-        base = math.floor(ctx.protocol.base_balance(self.account, self.market) / BASE_DUST) * BASE_DUST - BASE_DUST
+        base = ctx.protocol.base_balance(self.account, self.market) * (1 - BASE_DUST)
         return [SwapOnPool(self.market, sell_base=True, amount=base)] if base * ctx.true_prices[self.market] >= 1.0 else []
 
     def holds_position(self, ctx: StepContext, subaccount: int = 0) -> bool:
