@@ -25,7 +25,9 @@ def first_liquidation_step(result: RunResult) -> int:
 
 def test_every_shipped_scenario_has_a_test() -> None:
     tested = {"calm", "flash-crash", "oracle-lag", "black-thursday", "reporter-bribe",
-              "risk-layers"}  # risk-layers: tests/sim/test_traders.py
+              "risk-layers",  # risk-layers: tests/sim/test_traders.py
+              # tests/sim/test_incidents_manipulation.py:
+              "mango-pump", "gmx-avax", "yfi-squeeze", "withdraw-to-liquidate", "jelly-squeeze"}
     assert set(shipped_scenarios()) == tested
 
 
