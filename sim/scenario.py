@@ -757,6 +757,11 @@ def _cross_check(c: _Checked, base_dir: Path | None, deployable: bool) -> list[P
         if check is not None and c.whole("markets"):
             for field, value, expected in check(config, markets):
                 problems.append(Problem(f"agents[{i}].params.{field}", value, expected))
+        if getattr(cls, "pump_budget_field", None) and c.whole("markets"):  # it buys a SpotPool
+            target = getattr(config, "market", "") or markets[0]
+            if target not in {m.name for _, m in c.each("markets") if m.spot_pool_liquidity > 0}:
+                problems.append(Problem(f"agents[{i}].params.market", target,
+                                        "a market with a SpotPool to pump (spot_pool_liquidity above 0)"))
         bribed = getattr(config, "reporters_bribed", 0)
         if spec.kind == "manipulator" and c.whole("agents", "reporters") and bribed > s.reporter_count:
             problems.append(Problem(f"agents[{i}].params.reporters_bribed", bribed,

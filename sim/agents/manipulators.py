@@ -85,10 +85,7 @@ class Attacker(Agent):
         return float(getattr(self.config, self.pump_budget_field)) if self.pump_budget_field else 0.0
 
     def setup(self, ctx: StepContext) -> list[Action]:
-        self.market = self.market or ctx.markets[0]
-        if self.pump_budget() > 0 and ctx.market_configs[self.market].spot_pool_liquidity == 0:
-            raise ValueError(f"{self.identity.label}: market {self.market!r} has no SpotPool to pump; "
-                             "set its spot_pool_liquidity above 0")
+        self.market = self.market or ctx.markets[0]  # one with a SpotPool where it pumps (sim/scenario.py checks)
         c = self.config.collateral
         return [Mint(c * len(self.subaccounts) + self.pump_budget()),
                 *(Deposit(c, subaccount=s) for s in self.subaccounts)]
@@ -384,7 +381,7 @@ class SelfLiquidatingShort(Attacker):
         return []
 
     def on_result(self, action: Action, outcome: Outcome) -> None:
-        if isinstance(action, Trade) and action.size > 0:
-            self.enter("pumping")  # the long leg is the second of the pair
+        if isinstance(action, Trade) and action.size > 0:  # the long leg, the second of the pair
+            self.enter("pumping" if outcome.ok else "done")
         elif isinstance(action, ClosePosition) and outcome.ok:
             self.enter("unwinding")

@@ -125,3 +125,15 @@ def test_reduced_runs_keep_the_attackers_whole_holdings(tmp_path: Path) -> None:
     attacker = accounts[accounts["role"] == "manipulator"]
     assert attacker["pnl"].iloc[-1] == pytest.approx(result.summary["attacker_profit_usd"])
     assert attacker["step"].nunique() == 12  # read every step
+
+
+def test_a_pump_on_a_market_without_a_pool_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from sim.scenario import ScenarioError
+
+    path = tmp_path / "no-pool.toml"
+    path.write_text('name = "no-pool"\nsteps = 5\n[[markets]]\nname = "ETH"\n'
+                    'price = { kind = "gbm", mu = 0.0, sigma = 0.5 }\n[[agents]]\nkind = "oracle_reporter"\n'
+                    '[[agents]]\nkind = "self_liquidating_short"\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert "agents[1].params.market" in str(info.value) and "SpotPool" in str(info.value)
