@@ -338,7 +338,11 @@ class Simulation:
             elif isinstance(shock, ReporterCompromise):
                 world.compromise(range(shock.reporters), shock.factor)
             elif isinstance(shock, KeeperOutage):
-                world.keepers_out.update(shock.kinds or [k.kind for k in self.keepers])
+                out = set(shock.kinds or [k.kind for k in self.keepers])
+                if shock.unless_reward > 0 and "liquidation_keeper" in out:
+                    out.discard("liquidation_keeper")  # they stay, for the liquidations that pay enough
+                    world.keeper_min_reward = max(world.keeper_min_reward, shock.unless_reward)
+                world.keepers_out.update(out)
             elif isinstance(shock, LpRun):
                 world.lp_run = max(world.lp_run, shock.fraction)
             elif isinstance(shock, CorrelationSpike):

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator, model_validator
 
 from sim.agents.zoo import KEEPER_KINDS, ZOO
 from sim.bounds import (
@@ -62,6 +62,7 @@ from sim.bounds import (
     MAX_REPORTERS,
     MAX_STEP_SECONDS,
     MAX_STEPS,
+    MAX_USD,
     MAX_VOLATILITY,
     MIN_FIXED_POINT,
     Flag,
@@ -308,11 +309,17 @@ class ReporterCompromise(_Shock):
 
 
 class KeeperOutage(_Shock):
-    """Keepers of `kinds` (all keepers by default) do not act for `duration` steps."""
+    """Keepers of `kinds` (all keepers by default) do not act for `duration` steps. With
+    `unless_reward`, liquidation keepers still take the liquidations that pay them at least
+    that much: gas so dear that only a big reward covers it (Black Thursday, 2020)."""
 
     kind: Literal["keeper_outage"]
     duration: Steps = Field(description="steps")
     kinds: list[str] = Field(default_factory=list, description=f"keeper kinds out; empty: all of {', '.join(KEEPER_KINDS)}")
+    unless_reward: Number = Field(
+        0.0, ge=0, le=MAX_USD, description="USD; liquidation keepers still act on a liquidation whose keeper fee "
+        "(liquidation_fee x keeper_fee_share x the position's notional, at least min_keeper_fee) reaches it; "
+        "0: out for every liquidation")
 
     @field_validator("kinds")
     @classmethod
@@ -321,6 +328,13 @@ class KeeperOutage(_Shock):
         if unknown:
             raise ValueError(f"keeper kinds among {', '.join(KEEPER_KINDS)} (not {', '.join(unknown)})")
         return kinds
+
+    @model_validator(mode="after")
+    def _reward_for_liquidators(self) -> KeeperOutage:
+        if self.unless_reward > 0 and self.kinds and "liquidation_keeper" not in self.kinds:
+            raise ValueError("unless_reward applies to liquidation keepers: add liquidation_keeper to kinds "
+                             "(or leave kinds empty), or set unless_reward = 0")
+        return self
 
 
 class LpRun(_Shock):

@@ -93,13 +93,30 @@ class LiquidationKeeper(Keeper):
         if not ready:
             return []
         order = self.rng.permutation(len(ready))
+        picked = [ready[int(i)] for i in order]
+        if ctx.world.keeper_min_reward > 0:
+            picked = [a for a in picked if self._pays_enough(ctx, *a)]
         actions: list[Action] = []
-        for i in order[: self.max_transactions]:
-            owner, subaccount = ready[int(i)]
+        for owner, subaccount in picked[: self.max_transactions]:
             markets = ctx.account_markets(owner, subaccount)
             if markets:
                 actions.append(Liquidate(owner, subaccount, markets[0]))
         return actions
+
+    @staticmethod
+    def _pays_enough(ctx: StepContext, owner: str, subaccount: int) -> bool:
+        """Whether liquidating this subaccount pays at least what a keeper outage asks
+        (`world.keeper_min_reward`, USD). Its estimate of the fee, for the first market the
+        keeper would liquidate: the whole position's notional at the index x liquidation_fee
+        x keeper_fee_share, or the min_keeper_fee the fund tops it up to."""
+        markets = ctx.account_markets(owner, subaccount)
+        if not markets:
+            return False
+        market = markets[0]
+        config = ctx.market_configs[market]
+        notional = abs(ctx.protocol.position(owner, market, subaccount).size) * ctx.market(market).index_price
+        fee = max(notional * config.liquidation_fee * config.keeper_fee_share, config.min_keeper_fee)
+        return fee >= ctx.world.keeper_min_reward
 
 
 class TriggerOrderKeeper(Keeper):

@@ -20,6 +20,7 @@ class World:
     oracle_lag: int = 0  # oracle_lag: reporters report the price of this many blocks ago (at least)
     compromised: dict[int, float] = field(default_factory=dict)  # reporter index -> price factor
     keepers_out: set[str] = field(default_factory=set)  # keeper kinds in outage this step
+    keeper_min_reward: float = 0.0  # keeper_outage with unless_reward: USD a liquidation must pay its keeper
     lp_run: float = 0.0  # lp_run: fraction of its shares each LP tries to withdraw
     stressed: bool = False  # correlation_spike: correlated assets in their stress regime
 
@@ -28,6 +29,7 @@ class World:
         self.oracle_lag = 0
         self.compromised.clear()
         self.keepers_out.clear()
+        self.keeper_min_reward = 0.0
         self.lp_run = 0.0
         self.stressed = False
 
