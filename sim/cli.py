@@ -346,6 +346,8 @@ def validate_command(files: tuple[str, ...]) -> None:
     for name in files:
         try:
             scenario = load_scenario(name)
+            if scenario.defended is not None:
+                load_scenario(name, side="on")  # its defended side: [defended] and its own agents
         except ScenarioError as exc:
             bad += 1
             click.echo(str(exc), err=True)

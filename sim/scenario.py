@@ -252,6 +252,10 @@ class AgentSpec(BaseModel):
     count: Integer = Field(1, ge=1, le=MAX_AGENTS, description="how many agents of this kind")
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="fields of the kind's Config (perpsim list --agents)")
+    defences: Literal["off", "on"] | None = Field(
+        None, description="the side of a scenario with a [defended] table these agents run on (`perpsim run "
+        "--defences off|on`; a plain load is the off side), when a defence is an agent (more keepers, an "
+        "arbitrageur); empty: both sides")
 
     @field_validator("kind")
     @classmethod
@@ -385,6 +389,9 @@ class Defences(BaseModel):
         "liquidation limit, against sandwiched liquidations); 0: off")
     min_keeper_fee: Number | None = Field(
         None, ge=0, le=MAX_PARAM, description="every market's min_keeper_fee: USD the fund tops a keeper's fee up to")
+    max_funding_rate: Number | None = Field(
+        None, ge=0, le=MAX_PARAM, description="every market's max_funding_rate: the velocity model's funding cap, "
+        "per day (0.01: 1% a day)")
     worse_price_when_invalid: Flag | None = Field(
         None, description="oracle.worse_price_when_invalid: value leaves at the worse end of a disputed price; "
         "false: at the last accepted price (the free option)")
@@ -403,7 +410,8 @@ class Defences(BaseModel):
                                               "min_reporters": "min_reporters",
                                               "worse_price_when_invalid": "worse_price_when_invalid"}
     MARKET_FIELDS: ClassVar[tuple[str, ...]] = ("liquidate_when_invalid", "allow_unrealized_withdrawal", "mark_mode",
-                                                "liquidation_limit_scalar", "min_keeper_fee", "pool_window", "max_oi")
+                                                "liquidation_limit_scalar", "min_keeper_fee", "pool_window", "max_oi",
+                                                "max_funding_rate")
     PROTOCOL_FIELDS: ClassVar[tuple[str, ...]] = ("nav_at_close_price",)
 
     def oracle_changes(self) -> dict[str, Any]:
@@ -589,6 +597,8 @@ def load_scenario(path_or_name: str | Path, *, defences: Mapping[str, Any] | Non
             table = data.get("defences", {})
             data["defences"] = {**table, **defended} if isinstance(table, Mapping) else table
             flags.update({f"defences.{name}": "--defences on ([defended])" for name in defended})
+    if isinstance(data.get("defended"), Mapping):
+        data["agents"] = _agents_on_side(data.get("agents"), side or "off")
     if defences:
         table = data.get("defences", {})
         data["defences"] = {**table, **defences} if isinstance(table, Mapping) else table
@@ -603,6 +613,16 @@ def load_scenario(path_or_name: str | Path, *, defences: Mapping[str, Any] | Non
         if not flags:
             raise
         raise ScenarioError(source, [_flagged(p, flags) for p in exc.problems]) from None
+
+
+def _agents_on_side(agents: Any, side: str) -> Any:
+    """The `[[agents]]` tables that run on `side` of a scenario with a [defended] table: those
+    without `defences`, and those whose `defences` names this side. (Anything malformed is
+    kept, for validation to report.)"""
+    if not isinstance(agents, list):
+        return agents
+    return [a for a in agents
+            if not (isinstance(a, Mapping) and a.get("defences") in DEFENCE_SIDES and a.get("defences") != side)]
 
 
 def _flagged(problem: Problem, flags: Mapping[str, str]) -> Problem:
@@ -765,6 +785,9 @@ def _cross_check(c: _Checked, base_dir: Path | None, deployable: bool) -> list[P
         problems.append(Problem("agents", reporter_agents,
                                 f"at most {MAX_REPORTERS} oracle_reporter agents (the Oracle's whitelist)"))
     for i, spec in c.each("agents"):
+        if spec.defences is not None and s.defended is None and c.whole("defended"):
+            problems.append(Problem(f"agents[{i}].defences", spec.defences,
+                                    "a scenario with a [defended] table (the side these agents run on), or no defences"))
         cls = ZOO[spec.kind]
         config = cls.Config(**spec.params)
         check = getattr(cls, "check_config", None)

@@ -12,6 +12,7 @@ from sim.agents.keepers import AdlKeeper, LiquidationKeeper, TriggerOrderKeeper
 from sim.agents.lp import LiquidityProvider
 from sim.agents.manipulator import Manipulator
 from sim.agents.manipulators import SelfLiquidatingShort, SpotPump, WashTrader, WithdrawToLiquidate
+from sim.agents.portfolio import PortfolioTrader
 from sim.agents.reporters import FeedKeeper, OracleReporter
 from sim.agents.spot import PoolArbitrageur
 from sim.agents.traders import Arbitrageur, BasisTrader, LeveragedWhale, MomentumTrader, NoiseTrader
@@ -20,7 +21,7 @@ ZOO: dict[str, type[Agent]] = {
     cls.kind: cls
     for cls in (
         NoiseTrader, MomentumTrader, LeveragedWhale, BasisTrader, Arbitrageur, PoolArbitrageur,
-        HerdFollower, LossChaser, OverconfidentTrader, PanicSeller, LiquidityProvider,
+        PortfolioTrader, HerdFollower, LossChaser, OverconfidentTrader, PanicSeller, LiquidityProvider,
         LiquidationKeeper, TriggerOrderKeeper, AdlKeeper, OracleReporter, FeedKeeper, Manipulator,
         SpotPump, WashTrader, WithdrawToLiquidate, SelfLiquidatingShort,
     )
