@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from sim.cli import main
 from sim.engine import run_scenario
-from sim.scenario import Scenario, load_scenario
+from sim.scenario import Scenario, ScenarioError, load_scenario
 
 Summary = dict[str, Any]
 CROWD_KINDS = ("noise_trader", "portfolio_trader")  # the background crowd, thinned at reduced size
@@ -109,3 +111,85 @@ def test_agents_of_one_side_run_only_on_that_side() -> None:
     kinds = {side: [a.kind for a in load_scenario("funding-spiral", side=side).agents] for side in ("off", "on")}
     assert "arbitrageur" in kinds["on"] and "arbitrageur" not in kinds["off"]
     assert [a.kind for a in load_scenario("funding-spiral").agents] == kinds["off"]
+
+
+# -- the fields these scenarios brought: bad values are refused before anything runs -----------
+
+SMALL = """
+name = "small"
+steps = 10
+
+[[markets]]
+name = "ETH"
+price = { kind = "gbm", mu = 0.0, sigma = 0.5 }
+
+[[agents]]
+kind = "oracle_reporter"
+count = 2
+"""
+
+
+def problems_in(tmp_path: Path, text: str, side: str | None = None) -> str:
+    path = tmp_path / "bad.toml"
+    path.write_text(SMALL + text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, side=side)
+    return str(info.value)
+
+
+def test_bad_values_of_the_new_fields_name_the_field_and_what_was_expected(tmp_path: Path) -> None:
+    outage = '\n[[shocks]]\nkind = "keeper_outage"\nat_step = 1\nduration = 2\n'
+    assert "shocks[0].unless_reward = -5.0: expected greater than or equal to 0" in problems_in(
+        tmp_path, outage + "unless_reward = -5.0\n")
+    assert "unless_reward applies to liquidation keepers" in problems_in(
+        tmp_path, outage + 'kinds = ["adl_keeper"]\nunless_reward = 100.0\n')
+    side_agent = '\n[[agents]]\nkind = "noise_trader"\ndefences = "{}"\n'
+    assert "agents[1].defences = \"on\": expected a scenario with a [defended] table" in problems_in(
+        tmp_path, side_agent.format("on"))
+    assert "agents[1].defences = \"maybe\": expected 'off' or 'on'" in problems_in(tmp_path, side_agent.format("maybe"))
+    book = '\n[[agents]]\nkind = "portfolio_trader"\nparams = {{ weights = {{ {} }} }}\n'
+    assert "agents[1].params.weights = ['DOGE']: expected markets of the scenario ['ETH']" in problems_in(
+        tmp_path, book.format("ETH = 1.0, DOGE = 1.0"))
+    assert "agents[1].params.weights" in problems_in(tmp_path, book.format("ETH = 0.0"))
+    assert "defences.max_funding_rate = -1.0: expected greater than or equal to 0" in problems_in(
+        tmp_path, "\n[defences]\nmax_funding_rate = -1.0\n")
+
+
+def test_the_validate_command_checks_the_defended_sides_own_agents(tmp_path: Path) -> None:
+    path = tmp_path / "sides.toml"
+    path.write_text(SMALL + '\n[defended]\n\n[[agents]]\nkind = "noise_trader"\ndefences = "on"\n'
+                    'params = { leverage = 2.0 }\n')
+    load_scenario(path)  # the off side has no such table
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2 and "agents[1].params.leverage" in result.output
+
+
+# -- docs/scenarios.md's table (sim/report/scenario_table.py) ---------------------------------
+
+
+def test_the_table_has_a_row_for_every_scenario_with_a_defended_side() -> None:
+    from sim.report.scenario_table import ROWS
+    from sim.scenario import shipped_scenarios
+
+    with_sides = {name for name in shipped_scenarios() if load_scenario(name).defended is not None}
+    assert with_sides <= {row.name for row in ROWS}
+
+
+def test_a_row_reads_both_runs_and_says_why_it_misses_the_real_figure_tenfold(tmp_path: Path) -> None:
+    import json
+
+    from sim.report.scenario_table import ROWS, render
+
+    row = next(r for r in ROWS if r.name == "keeper-outage")  # real: 5.67M DAI beyond what was covered
+    for side, beyond in (("off", 12_345.0), ("on", 0.0)):
+        (tmp_path / f"keeper-outage-{side}").mkdir()
+        summary = {"bad_debt_to_deficit": beyond, "total_bad_debt": 2 * beyond, "liquidation_count": 3}
+        (tmp_path / f"keeper-outage-{side}" / "summary.json").write_text(json.dumps(summary))
+    page = render(tmp_path, [row], shipped={"keeper-outage"})
+    (line,) = [line for line in page.splitlines() if line.startswith("| `keeper-outage`")]
+    _, _, real, off, on, command, _ = line.split("|")
+    assert "5.67M DAI" in real and "beyond the fund $12.3k" in off and "beyond the fund $0" in on
+    assert "more than 10x off the real figure: " + row.why in off and "10x" not in on
+    assert "perpsim run keeper-outage --defences off" in command
+    pending = render(tmp_path, [row], shipped=set())
+    assert "pending (not shipped yet)" in pending

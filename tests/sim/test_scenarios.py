@@ -28,6 +28,8 @@ def test_every_shipped_scenario_has_a_test() -> None:
               "risk-layers",  # risk-layers: tests/sim/test_traders.py
               # tests/sim/test_incidents_manipulation.py:
               "mango-pump", "gmx-avax", "yfi-squeeze", "withdraw-to-liquidate", "jelly-squeeze"}
+    tested |= {"two-source-oracle", "keeper-outage", "luna-collapse", "correlation-spike",
+               "funding-spiral"}  # tests/sim/test_incidents_market.py
     assert set(shipped_scenarios()) == tested
 
 
