@@ -326,12 +326,14 @@ def list_command(chosen: tuple[str, ...]) -> None:
     from sim.agents import describe
 
     click.echo("Scenarios (perpsim run NAME):")
-    for name, path in shipped_scenarios().items():
+    shipped = shipped_scenarios()
+    width = max(map(len, shipped), default=0) + 1
+    for name, path in shipped.items():
         try:
             description = load_scenario(path).description
         except ScenarioError as exc:
             description = f"(invalid: {exc.problems[0].line(path.name)})"
-        click.echo(f"  {name:<16} {description}")
+        click.echo(f"  {name:<{width}} {description}")
     click.echo("\nAgents ([[agents]] kind; perpsim list --agents for their fields):")
     click.echo(describe(fields=False))
     click.echo("\nThe fields of every table: perpsim list --top --markets --prices --oracle --agents --shocks --defences, "
