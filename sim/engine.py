@@ -144,6 +144,7 @@ class RunStats:
     steps_run: int = 0
     wall_seconds: float = 0.0
     loop_seconds: float = 0.0  # the step loop alone (no deployment, setup or report)
+    loop_cpu_seconds: float = 0.0  # the process's CPU time in it: what other processes on the machine leave alone
     evm_seconds: float = 0.0  # of the loop, inside the backend's raw methods
     loop_calls: int = 0
 
@@ -514,6 +515,7 @@ def run_scenario(
         recorder = Recorder(run_dir, sim.protocol, sim.participants(), meta, observers=[book])
         status.enter("steps")
         loop_start, evm_start, calls_start = time.perf_counter(), sim.meter.evm_seconds, sim.meter.calls
+        cpu_start = time.process_time()
         try:
             with _progress(scenario.steps, scenario.name, progress) as advance:
                 for step in range(scenario.steps):
@@ -527,6 +529,7 @@ def run_scenario(
                         paused += wait
         finally:
             sim.stats.loop_seconds = time.perf_counter() - loop_start - paused
+            sim.stats.loop_cpu_seconds = time.process_time() - cpu_start
             sim.stats.evm_seconds = sim.meter.evm_seconds - evm_start
             sim.stats.loop_calls = sim.meter.calls - calls_start
         end_node_range(recorder.meta, chain)

@@ -38,7 +38,7 @@ and block, and gas price and base fee 0.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_utils import keccak
@@ -90,8 +90,15 @@ class _Account:
     nonce: int
     code_hash: bytes
     code: bytes | None
+    # The account as revm itself last held it (balance, nonce and code alike), inserted as is:
+    # for a contract that is its code already analysed (jump destinations found), which a
+    # `AccountInfo(code=...)` built from bytes is not, so revm would analyse it again on every
+    # call into it (about a quarter of a view's time).
+    revm_info: AccountInfo | None = field(default=None, compare=False, repr=False)
 
     def info(self) -> AccountInfo:
+        if self.revm_info is not None:
+            return self.revm_info
         # pyrevm's stub omits `balance`, which the constructor takes
         if self.code is None:
             return AccountInfo(balance=self.balance, nonce=self.nonce)  # type: ignore[call-arg]
@@ -181,6 +188,11 @@ class RevmChain(Chain):
     def __init__(self) -> None:
         env = Env(cfg=CfgEnv(chain_id=CHAIN_ID, limit_contract_code_size=MAX_CODE_SIZE))
         self._evm = EVM(env=env, gas_limit=GAS_LIMIT, spec_id=SPEC_ID)
+        # The outputs of the read-only calls made since the state or the block last changed, by
+        # (to, data, sender): asked again (the agents, the keepers and the recorder often read
+        # the same account's health in the same state), a call is answered without the EVM.
+        # Cleared by every write to the database and every change of the block.
+        self._views: dict[tuple[str, bytes, str | None], bytes] = {}
         self._block_number = GENESIS_BLOCK_NUMBER
         self._timestamp = GENESIS_TIMESTAMP
         self._apply_block_env()
@@ -225,10 +237,15 @@ class RevmChain(Chain):
         return address, result.gas_used
 
     def call_raw(self, to: str, data: bytes, sender: str | None = None) -> bytes:
+        key = (to, data, sender)
+        output = self._views.get(key)
+        if output is not None:
+            return output
         evm = self._evm
         checkpoint = evm.snapshot()
         try:
-            return bytes(evm.message_call(sender or ZERO_ADDRESS, to, data, gas=GAS_LIMIT))
+            output = self._views[key] = bytes(evm.message_call(sender or ZERO_ADDRESS, to, data, gas=GAS_LIMIT))
+            return output
         except RuntimeError as exc:
             raise _failure(exc) from None
         finally:
@@ -290,6 +307,7 @@ class RevmChain(Chain):
         self._apply_block_env()
 
     def _apply_block_env(self) -> None:
+        self._views.clear()
         self._evm.set_block_env(BlockEnv(number=self._block_number, timestamp=self._timestamp))
 
     # -- state ---------------------------------------------------------------
@@ -345,7 +363,9 @@ class RevmChain(Chain):
             if balance == before.balance and nonce == before.nonce and code_hash == before.code_hash:
                 continue  # most accounts a transaction touches: only storage changed
             code = before.code if code_hash == before.code_hash else _runtime_code(info.code, code_hash)
-            self._put_account(key, _Account(balance, nonce, code_hash, code))
+            # revm's own info keeps its analysed code; the sender's bumped nonce is not in it
+            revm_info = info if code is not None and nonce == info.nonce else None
+            self._put_account(key, _Account(balance, nonce, code_hash, code, revm_info))
         writes = [w for w in writes if w[2] != written[w[0], w[1]]]  # written back to its old value: no change
         if self._snapshots.any_live():
             self._undo += [("slot", address, slot, written[address, slot]) for address, slot, _ in writes]
@@ -378,6 +398,7 @@ class RevmChain(Chain):
 
     def _store_account(self, key: str, account: _Account) -> None:
         """Write an account's info to the database (the journal is empty, so it goes there)."""
+        self._views.clear()
         if account == _EMPTY_ACCOUNT:
             self._accounts.pop(key, None)
         else:
@@ -390,6 +411,8 @@ class RevmChain(Chain):
         pyrevm's insert_account_storage writes to the database only while the account is not
         in the journal, and loads it into the journal on the way; so writes go in rounds, each
         taking at most one slot per account under a checkpoint whose revert unloads them."""
+        if writes:
+            self._views.clear()
         by_account: dict[str, dict[int, int]] = {}
         for address, slot, value in writes:
             by_account.setdefault(address, {})[slot] = value
