@@ -80,16 +80,17 @@ class Row:
 
 
 ROWS: tuple[Row, ...] = (
-    Row("mango-pump", "Mango Markets, Oct 2022", "~$114M taken: the free liquidity, borrowed against a 10-20x pump "
-        "of a thin spot market", (ATTACKER, BAD_DEBT, LP_PNL), real_usd=114e6,
-        why="the Vault and pool are a few million dollars here, so the loss is bounded by them"),
+    Row("mango-pump", "Mango Markets, Oct 2022", "about $114M taken, about all the free liquidity, borrowed against "
+        "a 10-20x pump of a thin spot market", (ATTACKER, LP_SHARE, BAD_DEBT), real_usd=114e6,
+        why="the Vault here is a few million dollars: the loss is, as at Mango, about all it holds"),
     Row("gmx-avax", "GMX, Sept 2022", "about $565k taken in 5 rounds (oracle-priced, zero impact)",
         (ATTACKER, LP_PNL, BAD_DEBT), real_usd=565e3),
     Row("yfi-squeeze", "dYdX YFI, Nov 2023", "insurance fund -40% ($9M of $22.5M)", (INSURANCE, BAD_DEBT, LP_PNL)),
-    Row("withdraw-to-liquidate", "Hyperliquid ETH, Mar 2025", "Vault loss about $4M on about $300M notional",
-        (LP_PNL, BAD_DEBT, ATTACKER), real_usd=4e6, why="the position here is a few million dollars, not $300M"),
+    Row("withdraw-to-liquidate", "Hyperliquid ETH, Mar 2025", "Vault loss about $4M on about $300M notional (1.3%)",
+        (BAD_DEBT, LP_PNL, ATTACKER), real_usd=4e6,
+        why="the position here is a few million dollars, not $300M: compare the loss as a share of its notional"),
     Row("jelly-squeeze", "Hyperliquid JELLY, Mar 2025", "vault drawdown (about $12M unrealised at its worst), then "
-        "delisting at a settlement price", (LP_PNL, BAD_DEBT, ATTACKER)),
+        "delisting at a settlement price", (LP_SHARE, ATTACKER, BAD_DEBT)),
     Row("two-source-oracle", "Synthetix sKRW, June 2019", "a bot up more than 37M sETH (about $1B) on a 1000x KRW "
         "print within the hour; reversed by hand", (BAD_DEBT, LP_SHARE), real_usd=1e9,
         why="the Vault here holds $4M; the bad debt it cannot pay is bounded by the positions open at the print "
