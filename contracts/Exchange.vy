@@ -48,6 +48,7 @@ interface IReserve:
 
 interface ILens:
     def check_params(p: MarketParams, oracle: IOracle) -> bool: view
+    def check_limits(limits: MarketLimits, settlement_price: uint256) -> bool: view
 
 # ---------------------------------------------------------------- CONSTANTS
 MAX_LENS_INITCODE: constant(uint256) = 24_576  # bytes of ExchangeLens's init code (EIP-170 bounds its runtime)
@@ -82,6 +83,14 @@ struct MarketParams:
     premium_half_life: uint256     # seconds, median mark's premium EMA
     twap_window: uint256           # seconds, median mark's oracle TWAP
     allow_unrealized_withdrawal: bool  # withdrawals may take unrealised PnL out
+
+struct MarketLimits:                # issue 11's defences; every 0 is off
+    oi_imf_lower: uint256          # USD 1e18: open interest (larger side, at index) where the IMF starts rising (dYdX v4)
+    oi_imf_upper: uint256          # USD 1e18: where the IMF reaches 100%; 0: it never rises
+    max_oi_usd: uint256            # USD 1e18: a side's open interest at most this (GMX v2 maxOpenInterest); 0: no cap
+    max_oi_vault_factor: uint256   # 1e18: a side's open interest at most this x the Vault's token value; 0: no cap
+    max_leverage: uint256          # 1e18: each position's initial margin at least notional / this (Hyperliquid); 0: no cap
+    settlement_price: uint256      # USD 1e18: non-zero delists the market for good, priced at it; 0: listed
 
 struct MarketState:
     oi_long: uint256               # long open interest, base units 1e18
@@ -118,11 +127,6 @@ struct Health:                     # all USD 1e18, at mark
     maintenance_margin: uint256
     notional: uint256              # sum of |size| * mark
 
-struct Fill:
-    realized_pnl: int256           # USD 1e18
-    funding_paid: int256           # USD 1e18; < 0: received
-    collateral_delta: int256       # in token units (6 decimals)
-
 # ---------------------------------------------------------------- IMMUTABLES
 COLLATERAL: public(immutable(IERC20))      # the collateral token (6 decimals for USDC)
 PRECISION: public(immutable(uint256))      # 10**(18 - token decimals): USD 1e18 per token unit
@@ -142,6 +146,7 @@ markets: public(HashMap[uint256, MarketParams])      # market id -> parameters (
 market_states: public(HashMap[uint256, MarketState])  # market id -> state (units: MarketState)
 accounts: public(HashMap[address, HashMap[uint256, Account]])  # owner -> subaccount -> account
 positions: public(HashMap[address, HashMap[uint256, HashMap[uint256, Position]]])  # owner -> subaccount -> market id
+market_limits: public(HashMap[uint256, MarketLimits])  # market id -> limits and settlement price (units: MarketLimits)
 
 # ---------------------------------------------------------------- EVENTS
 event MarketAdded:
@@ -151,6 +156,10 @@ event MarketAdded:
 event MarketParamsSet:
     market: indexed(uint256)
     params: MarketParams
+
+event MarketLimitsSet:
+    market: indexed(uint256)
+    limits: MarketLimits
 
 event MarketStatusSet:
     market: indexed(uint256)
@@ -275,6 +284,29 @@ def set_market_params(market: uint256, params: MarketParams):
 
 
 @external
+def set_market_limits(market: uint256, limits: MarketLimits):
+    """
+    @notice Set a market's open-interest and leverage limits, or delist it (issue 11's
+            defences). A settlement price delists the market for good (Hyperliquid's JELLY):
+            it turns reduce-only, its price is the settlement price from then on, for margin,
+            liquidation and every close, and anyone may `settle` each position at it.
+            Only the owner.
+    @param market The market id.
+    @param limits USD 1e18 caps, the Vault factor and the leverage 1e18, the settlement price
+           USD 1e18 (see MarketLimits); 0 is off. A settlement price, once set, stays.
+    """
+    ownable._check_owner()
+    self._check_market(market)
+    settled: uint256 = self.market_limits[market].settlement_price
+    assert staticcall LENS.check_limits(limits, settled)
+    if settled == 0 and limits.settlement_price != 0:
+        self._accrue(market)  # funding up to now at the oracle's price
+        self.market_states[market].reduce_only = True
+    self.market_limits[market] = limits
+    log MarketLimitsSet(market=market, limits=limits)
+
+
+@external
 def set_market_status(market: uint256, paused: bool, reduce_only: bool):
     """
     @notice Pause a market, or make it reduce-only. The guardian or the owner.
@@ -284,6 +316,7 @@ def set_market_status(market: uint256, paused: bool, reduce_only: bool):
     """
     assert msg.sender == self.guardian or msg.sender == ownable.owner, "exchange: caller is not the guardian"
     self._check_market(market)
+    assert reduce_only or self.market_limits[market].settlement_price == 0, "exchange: market delisted"
     self.market_states[market].paused = paused
     self.market_states[market].reduce_only = reduce_only
     log MarketStatusSet(market=market, paused=paused, reduce_only=reduce_only, sender=msg.sender)
@@ -402,6 +435,25 @@ def trade_for(owner: address, subaccount: uint256, market: uint256, size_delta: 
 
 
 @external
+def settle(owner: address, subaccount: uint256, market: uint256):
+    """
+    @notice Close a position in a delisted market at its settlement price, with no fee.
+            Anyone (a keeper); not a bankrupt subaccount's, which ADL clears.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @param market The delisted market.
+    """
+    price: uint256 = self.market_limits[market].settlement_price
+    assert price > 0, "exchange: market not delisted"
+    self._check_solvent(owner, subaccount)
+    size: int256 = self.positions[owner][subaccount][market].size
+    assert size != 0, "exchange: no position"
+    self._accrue(market)
+    self._fill(owner, subaccount, market, -size, price, 0, True)
+    self._cover_if_flat(owner, subaccount, market)
+
+
+@external
 def charge_fee(owner: address, subaccount: uint256, receiver: address, amount: uint256) -> uint256:
     """
     @notice Pay a keeper fee of up to `amount` tokens (6 decimals) out of a subaccount's
@@ -461,7 +513,7 @@ def liquidation_fill(owner: address, subaccount: uint256, market: uint256, size_
     """
     self._only_liquidator()
     self._check_solvent(owner, subaccount)
-    self._fill(owner, subaccount, market, size_delta, price, 0)
+    self._fill(owner, subaccount, market, size_delta, price, 0, False)
     collateral: int256 = self.accounts[owner][subaccount].collateral
     last: bool = len(self.accounts[owner][subaccount].markets) == 0
     fee: uint256 = keeper_fee + insurance_fee
@@ -519,8 +571,8 @@ def deleverage_fill(bankrupt_owner: address, bankrupt_subaccount: uint256, targe
     """
     self._only_liquidator()
     assert self.accounts[bankrupt_owner][bankrupt_subaccount].bankrupt, "exchange: not bankrupt"
-    self._fill(bankrupt_owner, bankrupt_subaccount, market, size_delta, price, 0)
-    self._fill(target_owner, target_subaccount, market, -size_delta, price, 0)
+    self._fill(bankrupt_owner, bankrupt_subaccount, market, size_delta, price, 0, False)
+    self._fill(target_owner, target_subaccount, market, -size_delta, price, 0, False)
     self.accounts[bankrupt_owner][bankrupt_subaccount].deficit -= deficit_covered
     self.market_states[market].deficit -= deficit_covered
     if self.positions[bankrupt_owner][bankrupt_subaccount][market].size == 0:
@@ -604,29 +656,6 @@ def open_interest_notional() -> uint256:
     return self._open_interest_notional()
 
 
-@view
-@external
-def position_pnl(owner: address, subaccount: uint256, market: uint256) -> int256:
-    """
-    @notice A position's unrealised PnL at mark minus the funding it owes, USD 1e18.
-    @param owner The subaccount's owner.
-    @param subaccount The subaccount.
-    @param market The market id.
-    @return USD 1e18.
-    """
-    self._check_market(market)
-    pos: Position = self.positions[owner][subaccount][market]
-    index: uint256 = 0
-    valid: bool = False
-    index, valid = self._index(market)
-    cum: int256 = 0
-    rate: int256 = 0
-    ema: int256 = 0
-    cum, rate, ema = self._pending(market, index)
-    mark: int256 = convert(self._mark(market, index, ema), int256)
-    return fm.mul_down(pos.size, mark) - pos.cost - self._funding_owed(pos, cum)
-
-
 # ================================================================ INTERNAL: open interest
 @view
 @internal
@@ -688,7 +717,11 @@ def _check_params(p: MarketParams):
 @view
 @internal
 def _band(market: uint256) -> (uint256, uint256, uint256, bool):
-    """(last accepted price, disputed band low, band high, feed valid): see Oracle.price_band."""
+    """(last accepted price, disputed band low, band high, feed valid): see Oracle.price_band;
+    a delisted market's settlement price in all three."""
+    settled: uint256 = self.market_limits[market].settlement_price
+    if settled != 0:
+        return settled, settled, settled, True
     return staticcall self.oracle.price_band(self.markets[market].asset)
 
 
@@ -784,7 +817,7 @@ def _accrue(market: uint256) -> (uint256, uint256, uint256, bool):
 @internal
 def _mark(market: uint256, index: uint256, ema: int256) -> uint256:
     mode: uint256 = self.markets[market].mark_mode
-    if mode == MARK_ORACLE:
+    if mode == MARK_ORACLE or self.market_limits[market].settlement_price != 0:
         return index
     if mode == MARK_PREMIUM:
         return convert(fm.mul_down(convert(index, int256), c.IWAD + self._premium(market, self._skew_ref(market))), uint256)
@@ -849,7 +882,10 @@ def _health(owner: address, subaccount: uint256, worst: bool) -> Health:
         h.equity += fm.mul_down(pos.size, convert(mark, int256)) - pos.cost - self._funding_owed(pos, cum)
         notional: uint256 = convert(abs(pos.size), uint256) * mark // c.WAD
         h.notional += notional
-        h.initial_margin += (notional * self.markets[m].imf + c.WAD - 1) // c.WAD
+        oi: uint256 = max(self.market_states[m].oi_long, self.market_states[m].oi_short) * index // c.WAD
+        imf: uint256 = pm.initial_margin_fraction(self.markets[m].imf, self.market_limits[m].max_leverage,
+                                                  self.market_limits[m].oi_imf_lower, self.market_limits[m].oi_imf_upper, oi)
+        h.initial_margin += (notional * imf + c.WAD - 1) // c.WAD
         h.maintenance_margin += (notional * self.markets[m].mmf + c.WAD - 1) // c.WAD
     return h
 
@@ -889,11 +925,16 @@ def _trade(owner: address, subaccount: uint256, market: uint256, size_delta: int
         assert skew <= self.market_states[market].skew_low if size_delta > 0 else skew >= self.market_states[market].skew_high, "exchange: skew moved this block"
 
     fee: uint256 = (convert(abs(size_delta), uint256) * price // c.WAD * self.markets[market].taker_fee + c.WAD * PRECISION - 1) // (c.WAD * PRECISION)
-    fill: Fill = self._fill(owner, subaccount, market, size_delta, price, fee)
+    self._fill(owner, subaccount, market, size_delta, price, fee, True)
 
     if adds_risk:
         cap: uint256 = self.markets[market].max_oi
         assert self.market_states[market].oi_long <= cap and self.market_states[market].oi_short <= cap, "exchange: open interest cap"
+        # the side the trade grew, in USD: at most max_oi_usd, and max_oi_vault_factor x the Vault's tokens (GMX v2)
+        side: uint256 = (self.market_states[market].oi_long if size_delta > 0 else self.market_states[market].oi_short) * index // c.WAD
+        usd_cap: uint256 = self.market_limits[market].max_oi_usd
+        factor: uint256 = self.market_limits[market].max_oi_vault_factor
+        assert (usd_cap == 0 or side <= usd_cap) and (factor == 0 or side * c.WAD <= factor * (staticcall VAULT.token_balance()) * PRECISION), "exchange: open interest USD cap"
         # the Vault's free tokens must cover reserve_factor of all open interest (GMX v2)
         reserve_factor: uint256 = staticcall IReserve(VAULT.address).reserve_factor()
         if reserve_factor > 0:
@@ -904,16 +945,16 @@ def _trade(owner: address, subaccount: uint256, market: uint256, size_delta: int
         assert h.equity >= convert(h.initial_margin, int256), "exchange: below initial margin"
     else:
         assert h.equity >= 0, "exchange: negative equity, liquidate instead"
-    log Trade(owner=owner, subaccount=subaccount, market=market, size_delta=size_delta, fill_price=price,
-              fee=fee, realized_pnl=fill.realized_pnl, funding_paid=fill.funding_paid, new_size=new_size)
     return price
 
 
 @internal
-def _fill(owner: address, subaccount: uint256, market: uint256, size_delta: int256, price: uint256, fee: uint256) -> Fill:
+def _fill(owner: address, subaccount: uint256, market: uint256, size_delta: int256, price: uint256, fee: uint256,
+          trade: bool):
     """
     @notice Move a position by `size_delta` at `price`, settle its funding and realised PnL
-            with the Vault, and take `fee` tokens (6 decimals) split between Vault and fund.
+            with the Vault, and take `fee` tokens (6 decimals) split between Vault and fund;
+            `trade`: log it as a Trade (a liquidation or ADL fill logs the Liquidator's event).
     """
     self._touch(market)
     pos: Position = self.positions[owner][subaccount][market]
@@ -961,7 +1002,9 @@ def _fill(owner: address, subaccount: uint256, market: uint256, size_delta: int2
     insurance_fee: uint256 = fee * self.markets[market].insurance_fee_share // c.WAD
     if insurance_fee > 0:
         self._pay(VAULT, INSURANCE_FUND.address, insurance_fee)
-    return Fill(realized_pnl=realized, funding_paid=funding, collateral_delta=pnl_tokens - convert(fee, int256))
+    if trade:
+        log Trade(owner=owner, subaccount=subaccount, market=market, size_delta=size_delta, fill_price=price,
+                  fee=fee, realized_pnl=realized, funding_paid=funding, new_size=pos.size)
 
 
 @internal

@@ -3,10 +3,11 @@
 """
 @title ExchangeLens
 @license MIT
-@notice The Exchange's read side that no contract needs on chain: equity, accrued funding,
-        the funding rate and trade quotes for off-chain readers (agents, keepers, the
-        simulator), and the check of market parameters the Exchange asks before it lists or
-        changes a market. It holds no state and moves no tokens.
+@notice The Exchange's read side that it does not need itself: equity, a position's PnL,
+        accrued funding, the funding rate, trade quotes and the initial margin fraction now,
+        for off-chain readers (agents, keepers, the simulator) and the Liquidator's ADL
+        check; and the rules of market parameters and limits, which the Exchange asks before
+        it sets them. It holds no state and moves no tokens.
 @dev EIP-170 does not fit these in the Exchange beside its trading and risk code (DESIGN §1).
      The Exchange creates its lens in its constructor, so the lens is bound to that Exchange
      (EXCHANGE is the creator) and needs no setup transaction. Every value is read from the
@@ -23,7 +24,8 @@ import modules.bounds as bounds
 import modules.perp_math as pm
 
 # Bounds of market parameters (amounts and sizes: modules/bounds.vy), far beyond any real use.
-MAX_PARAM: constant(uint256) = 10**36   # skew scale, funding caps, premium half-life
+MAX_PARAM: constant(uint256) = 10**36   # skew scale, funding caps, premium half-life; USD caps, prices
+MAX_FACTOR: constant(uint256) = 10**24  # 1e18: a million; the Vault factor and the leverage (products stay below 2**256)
 FUNDING_VELOCITY: constant(uint256) = 1  # funding model ids; 0 is perp_math.FUNDING_PREMIUM
 MARK_MEDIAN: constant(uint256) = 2       # mark modes 0 oracle, 1 premium, 2 median
 
@@ -49,6 +51,42 @@ def equity(owner: address, subaccount: uint256) -> int256:
     @return USD 1e18; negative when under water.
     """
     return (staticcall EXCHANGE.health(owner, subaccount)).equity
+
+
+@view
+@external
+def position_pnl(owner: address, subaccount: uint256, market: uint256) -> int256:
+    """
+    @notice A position's unrealised PnL at mark minus the funding it owes, USD 1e18.
+    @param owner The subaccount's owner.
+    @param subaccount The subaccount.
+    @param market The market id.
+    @return USD 1e18.
+    """
+    cum: int256 = 0
+    rate: int256 = 0
+    cum, rate = self._pending(market)
+    pos: IExchangeCore.Position = staticcall EXCHANGE.positions(owner, subaccount, market)
+    mark: int256 = convert(staticcall EXCHANGE.mark_price(market), int256)
+    return fm.mul_down(pos.size, mark) - pos.cost - fm.mul_up(pos.size, cum - pos.funding_entry)
+
+
+@view
+@external
+def initial_margin_fraction(market: uint256) -> uint256:
+    """
+    @notice The initial margin fraction a position in `market` is held to now: the base IMF,
+            at least 1 / max_leverage, rising with the market's open interest (MarketLimits).
+    @param market The market id.
+    @return 1e18 == 100%.
+    """
+    index: uint256 = 0
+    valid: bool = False
+    index, valid = staticcall EXCHANGE.index_price(market)  # reverts for an unknown market
+    lim: IExchangeCore.MarketLimits = staticcall EXCHANGE.market_limits(market)
+    st: IExchangeCore.MarketState = staticcall EXCHANGE.market_states(market)
+    return pm.initial_margin_fraction((staticcall EXCHANGE.markets(market)).imf, lim.max_leverage, lim.oi_imf_lower,
+                                      lim.oi_imf_upper, max(st.oi_long, st.oi_short) * index // c.WAD)
 
 
 @view
@@ -100,6 +138,10 @@ def fill_price(market: uint256, size_delta: int256) -> uint256:
     high: uint256 = 0
     valid: bool = False
     index, low, high, valid = staticcall IOracle(staticcall EXCHANGE.oracle()).price_band(p.asset)
+    settled: uint256 = (staticcall EXCHANGE.market_limits(market)).settlement_price
+    if settled != 0:  # a delisted market is priced at its settlement price
+        low = settled
+        high = settled
     return pm.fill_price(high if size_delta > 0 else low, self._skew(market), p.skew_scale, size_delta)
 
 
@@ -123,6 +165,24 @@ def check_params(p: IExchangeCore.MarketParams, oracle: IOracle) -> bool:
     assert p.max_oi <= convert(bounds.MAX_SIZE, uint256), "exchange: parameter too large"
     if p.mark_mode == MARK_MEDIAN:
         assert p.twap_window <= staticcall oracle.twap_capacity(p.asset), "exchange: twap window too long"
+    return True
+
+
+@view
+@external
+def check_limits(limits: IExchangeCore.MarketLimits, settlement_price: uint256) -> bool:
+    """
+    @notice Revert with the Exchange's reason unless `limits` are valid for a market whose
+            settlement price is `settlement_price` (0: listed).
+    @param limits The limits, in the units of the Exchange's MarketLimits.
+    @param settlement_price The market's settlement price now, USD 1e18; once set it stays.
+    @return True (it reverts otherwise).
+    """
+    assert settlement_price == 0 or limits.settlement_price == settlement_price, "exchange: market delisted"
+    assert max(max(limits.oi_imf_upper, limits.max_oi_usd), limits.settlement_price) <= MAX_PARAM, "exchange: parameter too large"
+    assert limits.oi_imf_upper > limits.oi_imf_lower or limits.oi_imf_upper + limits.oi_imf_lower == 0, "exchange: bad open-interest IMF caps"
+    assert max(limits.max_oi_vault_factor, limits.max_leverage) <= MAX_FACTOR, "exchange: parameter too large"
+    assert limits.max_leverage == 0 or limits.max_leverage >= c.WAD, "exchange: max leverage below 1"
     return True
 
 

@@ -40,6 +40,9 @@ import modules.fixed_math as fm
 import modules.perp_math as pm
 import modules.ownable as ownable
 
+interface ILens:  # the Exchange's lens (ExchangeLens), where the views the Exchange does not need live
+    def position_pnl(owner: address, subaccount: uint256, market: uint256) -> int256: view
+
 initializes: ownable
 exports: (ownable.owner, ownable.transfer_ownership)
 
@@ -257,7 +260,7 @@ def deleverage(bankrupt_owner: address, bankrupt_subaccount: uint256, target_own
     assert tpos.size != 0 and (tpos.size > 0) != (bpos.size > 0), "liquidator: target not opposite"
     # a bankrupt position leaves only as the bankrupt side, with its share of the deficit
     assert not (staticcall EXCHANGE.accounts(target_owner, target_subaccount)).bankrupt, "liquidator: target bankrupt"
-    assert staticcall EXCHANGE.position_pnl(target_owner, target_subaccount, market) > 0, "liquidator: target not profitable"
+    assert staticcall ILens(staticcall EXCHANGE.LENS()).position_pnl(target_owner, target_subaccount, market) > 0, "liquidator: target not profitable"
     equity: int256 = (staticcall EXCHANGE.health(bankrupt_owner, bankrupt_subaccount)).equity
     # recovered: nothing is left to socialise, and the old bankruptcy price would be a gift
     assert equity < 0, "liquidator: bankrupt recovered"

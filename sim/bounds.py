@@ -46,6 +46,8 @@ MAX_PARAM_WAD = 10**36
 """Exchange.vy MAX_PARAM: skew scale, funding caps (1e18) and the premium half-life (seconds)."""
 MAX_PRICE_WAD = 10**36
 """Oracle.vy MAX_PRICE: a reported price, USD 1e18."""
+MAX_FACTOR_WAD = 10**24
+"""ExchangeLens.vy MAX_FACTOR: a market's max_oi_vault_factor and max_leverage, 1e18."""
 MAX_DURATION = 10**9
 """Oracle.vy MAX_DURATION: max_age, breach_timeout, observation_spacing, seconds."""
 MAX_RESERVE_FACTOR_WAD = 100 * WAD
@@ -68,6 +70,7 @@ MAX_BASE_UNITS = MAX_SIZE_WAD / WAD
 MAX_PRICE_USD = MAX_PRICE_WAD / WAD
 """1e18 USD: the largest price the Oracle accepts."""
 MAX_PARAM = MAX_PARAM_WAD / WAD
+MAX_FACTOR = MAX_FACTOR_WAD / WAD
 """1e18: the largest skew scale or funding cap the Exchange accepts."""
 MAX_RESERVE_FACTOR = MAX_RESERVE_FACTOR_WAD / WAD
 """100: the largest Vault reserve factor."""
@@ -101,7 +104,7 @@ MAX_AGENTS = 10_000
 __all__ = [
     "Flag", "Integer", "MAX_AGENTS", "MAX_AMOUNT_TOKENS", "MAX_BASE_UNITS", "MAX_DRIFT", "MAX_DURATION",
     "MAX_GAS", "MAX_GAS_PER_STEP", "MAX_LEVERAGE", "MAX_LOG_JUMP", "MAX_LOG_MOVE_PER_STEP", "MAX_MARKETS",
-    "MAX_PARAM", "MAX_PARAM_WAD", "MAX_PRICE_USD", "MAX_PRICE_WAD", "MAX_RATIO", "MAX_REPORTERS",
+    "MAX_FACTOR", "MAX_FACTOR_WAD", "MAX_PARAM", "MAX_PARAM_WAD", "MAX_PRICE_USD", "MAX_PRICE_WAD", "MAX_RATIO", "MAX_REPORTERS",
     "MAX_RESERVE_FACTOR", "MAX_RESERVE_FACTOR_WAD", "MAX_SIZE_WAD", "MAX_STEPS", "MAX_STEP_SECONDS", "MAX_USD",
     "MAX_VOLATILITY", "MIN_FIXED_POINT", "MIN_USD", "Number", "TOKEN_DECIMALS", "WAD",
 ]

@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sim.bounds import (
     MAX_DURATION,
+    MAX_FACTOR,
+    MAX_RATIO,
     MAX_BASE_UNITS,
     MAX_PARAM,
     MAX_PARAM_WAD,
@@ -96,11 +98,38 @@ class MarketConfig(BaseModel):
                                  "reads; 0 = its spot price; at most 63 x pool_observation_spacing")
     pool_observation_spacing: Integer = Field(60, ge=1, le=MAX_DURATION,
                                               description="seconds between the SpotPool's TWAP observations")
+    delist_move: Number = Field(0.0, ge=0, le=MAX_RATIO, description="governance's delisting policy, acted on by "
+                                "the `delister` agent (not a contract parameter): once the index has moved more "
+                                "than this fraction from its price `lookback` steps before, the owner delists the "
+                                "market at that earlier price; 0 = never")
+    # issue 11's limits (Exchange.set_market_limits); every 0 is off
+    oi_imf_lower: Number = Field(0.0, ge=0, le=MAX_PARAM, description="USD open interest (the larger side, at "
+                                 "the index) above which the initial margin fraction rises (dYdX v4 open-interest "
+                                 "lower cap)")
+    oi_imf_upper: Number = Field(0.0, ge=0, le=MAX_PARAM, description="USD open interest at which the initial "
+                                 "margin fraction reaches 100%, linearly from oi_imf_lower (dYdX v4 upper cap); "
+                                 "0 = off")
+    max_oi_usd: Number = Field(0.0, ge=0, le=MAX_PARAM, description="USD cap on a side's open interest at the "
+                               "index (GMX v2 maxOpenInterest); 0 = none")
+    max_oi_vault_factor: Number = Field(0.0, ge=0, le=MAX_FACTOR, description="a side's open interest at most "
+                                        "this x the Vault's token balance (USD); 0 = none")
+    max_leverage: Number = Field(0.0, ge=0, le=MAX_FACTOR, description="each position's initial margin is at "
+                                 "least notional / this (Hyperliquid's per-asset maximum leverage); 0 = none, "
+                                 "else at least 1")
 
     @model_validator(mode="after")
     def _margins_ordered(self) -> MarketConfig:
         if self.mmf >= self.imf:
             raise ValueError(f"mmf ({self.mmf}) must be below imf ({self.imf})")
+        return self
+
+    @model_validator(mode="after")
+    def _limits_consistent(self) -> MarketConfig:
+        if self.oi_imf_upper <= self.oi_imf_lower and (self.oi_imf_upper or self.oi_imf_lower):
+            raise ValueError(f"oi_imf_upper ({self.oi_imf_upper}) must be above oi_imf_lower ({self.oi_imf_lower}), "
+                             "or both 0 (off)")
+        if 0 < self.max_leverage < 1:
+            raise ValueError(f"max_leverage ({self.max_leverage}) must be 0 (off) or at least 1")
         return self
 
     @model_validator(mode="after")
@@ -158,6 +187,16 @@ class MarketConfig(BaseModel):
             self.twap_window,
             self.allow_unrealized_withdrawal,
         )
+
+    @property
+    def has_limits(self) -> bool:
+        """Whether any of the market's limits is on (then the deployment sets them)."""
+        return any((self.oi_imf_upper, self.max_oi_usd, self.max_oi_vault_factor, self.max_leverage))
+
+    def market_limits(self, settlement_price: int = 0) -> tuple:
+        """The Exchange's MarketLimits struct, in its field order (`settlement_price` USD 1e18)."""
+        return (to_wad(self.oi_imf_lower), to_wad(self.oi_imf_upper), to_wad(self.max_oi_usd),
+                to_wad(self.max_oi_vault_factor), to_wad(self.max_leverage), settlement_price)
 
     def liquidation_params(self) -> tuple:
         """The Liquidator's LiquidationParams struct, in its field order."""
@@ -323,6 +362,8 @@ def deployment_plan(config: ProtocolConfig) -> list[DeployStep | CallStep]:
         if market.spot_pool_liquidity > 0:
             steps += _pool_steps(asset_id, market)
         steps.append(CallStep("Exchange", "add_market", (market.exchange_params(asset_id),)))
+        if market.has_limits:
+            steps.append(CallStep("Exchange", "set_market_limits", (asset_id, market.market_limits())))
         steps.append(CallStep("Liquidator", "set_params", (asset_id, market.liquidation_params())))
     if config.insurance_fund > 0:
         steps += [
@@ -615,10 +656,37 @@ class Protocol:
         self.exchange.transact("set_market_status", self.market(market), paused, reduce_only, sender=sender or self.deployer)
 
     def set_market_params(self, config: MarketConfig, sender: str | None = None) -> None:
-        """Change a listed market's parameters (matched by name)."""
+        """Change a listed market's parameters and limits (matched by name)."""
         market = self.market(config.name)
         self.exchange.transact("set_market_params", market, config.exchange_params(market), sender=sender or self.deployer)
         self.liquidator.transact("set_params", market, config.liquidation_params(), sender=sender or self.deployer)
+        limits = self.exchange.call("market_limits", market)
+        if config.has_limits or any(limits[:5]):  # a settlement price, once set, stays
+            self.exchange.transact("set_market_limits", market, config.market_limits(limits[5]),
+                                   sender=sender or self.deployer)
+
+    def delist(self, market: str | int, settlement_price: float, sender: str | None = None) -> None:
+        """Delist a market for good at `settlement_price` (USD): it turns reduce-only, and every
+        position can be closed at that price (`settle`). Only the owner."""
+        _non_negative(settlement_price=settlement_price)
+        m = self.market(market)
+        limits = list(self.exchange.call("market_limits", m))
+        limits[5] = to_wad(settlement_price)
+        self.exchange.transact("set_market_limits", m, tuple(limits), sender=sender or self.deployer)
+
+    def settlement_price(self, market: str | int) -> float:
+        """A delisted market's settlement price (USD); 0 while it is listed."""
+        return from_wad(self.exchange.call("market_limits", self.market(market))[5])
+
+    def settle(self, keeper: str, owner: str, market: str | int, subaccount: int = 0) -> None:
+        """Close `owner`'s position in a delisted market at its settlement price, no fee (anyone)."""
+        _non_negative(subaccount=subaccount)
+        self.exchange.transact("settle", owner, subaccount, self.market(market), sender=keeper)
+
+    def initial_margin_fraction(self, market: str | int) -> float:
+        """The initial margin fraction a position in `market` is held to now (open interest and
+        maximum leverage included)."""
+        return from_wad(self.lens.call("initial_margin_fraction", self.market(market)))
 
     # ------------------------------------------------------------------ collateral
     def mint(self, account: str, usd: float) -> None:
@@ -768,7 +836,7 @@ class Protocol:
 
     def position_pnl(self, account: str, market: str | int, subaccount: int = 0) -> float:
         """Unrealised PnL at mark minus funding owed (USD)."""
-        return from_wad(self.exchange.call("position_pnl", account, subaccount, self.market(market)))
+        return from_wad(self.lens.call("position_pnl", account, subaccount, self.market(market)))
 
     def accrued_funding(self, account: str, market: str | int, subaccount: int = 0) -> float:
         """Funding owed since last settlement (USD; negative: owed to the position)."""

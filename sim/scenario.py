@@ -55,6 +55,7 @@ from sim.bounds import (
     MAX_LOG_JUMP,
     MAX_LOG_MOVE_PER_STEP,
     MAX_DURATION,
+    MAX_FACTOR,
     MAX_MARKETS,
     MAX_PARAM,
     MAX_PRICE_USD,
@@ -398,6 +399,24 @@ class Defences(BaseModel):
     nav_at_close_price: Flag | None = Field(
         None, description="the Vault values the book at its closing fill (price impact out of NAV); "
         "false: at the index (an LP can take the impact back)")
+    oi_imf_lower: Number | None = Field(
+        None, ge=0, le=MAX_PARAM, description="every market's oi_imf_lower: USD open interest above which the "
+        "initial margin fraction rises (dYdX v4)")
+    oi_imf_upper: Number | None = Field(
+        None, ge=0, le=MAX_PARAM, description="every market's oi_imf_upper: USD open interest at which the initial "
+        "margin fraction reaches 100% (dYdX v4); 0: off")
+    max_oi_usd: Number | None = Field(
+        None, ge=0, le=MAX_PARAM, description="every market's max_oi_usd: USD cap on a side's open interest "
+        "(GMX v2 maxOpenInterest); 0: off")
+    max_oi_vault_factor: Number | None = Field(
+        None, ge=0, le=MAX_FACTOR, description="every market's max_oi_vault_factor: a side's open interest at most "
+        "this x the Vault's token balance; 0: off")
+    max_leverage: Number | None = Field(
+        None, ge=0, le=MAX_FACTOR, description="every market's max_leverage: initial margin at least notional / "
+        "this (Hyperliquid); 0: off, else at least 1")
+    delist_move: Number | None = Field(
+        None, ge=0, le=MAX_RATIO, description="every market's delist_move: the `delister` agent delists a market "
+        "whose index moved more than this fraction, at the earlier price; 0: off")
 
     pool_window: Integer | None = Field(
         None, ge=0, le=MAX_DURATION, description="every market's pool_window: a feed that reads its SpotPool reads the "
@@ -411,7 +430,8 @@ class Defences(BaseModel):
                                               "worse_price_when_invalid": "worse_price_when_invalid"}
     MARKET_FIELDS: ClassVar[tuple[str, ...]] = ("liquidate_when_invalid", "allow_unrealized_withdrawal", "mark_mode",
                                                 "liquidation_limit_scalar", "min_keeper_fee", "pool_window", "max_oi",
-                                                "max_funding_rate")
+                                                "max_funding_rate", "oi_imf_lower", "oi_imf_upper", "max_oi_usd",
+                                                "max_oi_vault_factor", "max_leverage", "delist_move")
     PROTOCOL_FIELDS: ClassVar[tuple[str, ...]] = ("nav_at_close_price",)
 
     def oracle_changes(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 @license MIT
 @notice The market maths the Exchange trades with and the Vault values its book with, in
         one place so that the two cannot drift apart: the SIP-279 fill price, the value of
-        closing a whole skew along the same curve, and continuous funding.
+        closing a whole skew along the same curve, continuous funding, and the initial margin
+        fraction that rises with open interest and keeps to a maximum leverage.
 @dev Stateless. Prices, sizes and rates are 1e18 fixed point; funding rates are per day.
 """
 
@@ -102,3 +103,30 @@ def pending_funding(model: uint256, imf: uint256, mmf: uint256, max_rate: uint25
     tau: int256 = convert(half_life, int256) * c.IWAD // LN2
     new_ema: int256 = ema + (premium - ema) * dt // (dt + tau)
     return new_cumulative, new_rate, new_ema
+
+
+
+@pure
+@internal
+def initial_margin_fraction(imf: uint256, max_leverage: uint256, lower: uint256, upper: uint256,
+                            open_interest: uint256) -> uint256:
+    """
+    @notice A position's initial margin fraction: the base `imf`, at least 1 / `max_leverage`
+            (Hyperliquid's per-asset maximum leverage), rising linearly to 100% as the
+            market's open interest goes from `lower` to `upper` (dYdX v4's open-interest-based
+            IMF). Rounded up.
+    @param imf The base initial margin fraction, 1e18 == 100%.
+    @param max_leverage The largest notional / margin, 1e18; 0: no floor.
+    @param lower Open interest where the fraction starts rising, USD 1e18.
+    @param upper Open interest where it reaches 100%, USD 1e18; 0: it never rises.
+    @param open_interest The market's open interest now, USD 1e18.
+    @return The initial margin fraction, 1e18 == 100%.
+    """
+    fraction: uint256 = imf
+    if max_leverage != 0:
+        fraction = max(fraction, (c.WAD * c.WAD + max_leverage - 1) // max_leverage)
+    if upper == 0 or open_interest <= lower:
+        return fraction
+    if open_interest >= upper:
+        return c.WAD
+    return fraction + ((c.WAD - fraction) * (open_interest - lower) + upper - lower - 1) // (upper - lower)

@@ -219,6 +219,29 @@ class Deleverage(Action):
 
 
 @dataclass(frozen=True)
+class Delist(Action):
+    """The protocol's owner delists a market at a settlement price (USD), for good."""
+
+    market: str
+    settlement_price: float
+
+    def execute(self, protocol: Protocol, account: str) -> Any:
+        return protocol.delist(self.market, self.settlement_price)
+
+
+@dataclass(frozen=True)
+class Settle(Action):
+    """Close a position in a delisted market at its settlement price (anyone)."""
+
+    owner: str
+    subaccount: int
+    market: str
+
+    def execute(self, protocol: Protocol, account: str) -> Any:
+        return protocol.settle(account, self.owner, self.market, self.subaccount)
+
+
+@dataclass(frozen=True)
 class ReportPrice(Action):
     """A whitelisted reporter's price for a market's asset (USD)."""
 

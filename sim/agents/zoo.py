@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sim.agents.base import Agent, config_fields
 from sim.agents.behavioural import HerdFollower, LossChaser, OverconfidentTrader, PanicSeller
+from sim.agents.delister import Delister
 from sim.agents.keepers import AdlKeeper, LiquidationKeeper, TriggerOrderKeeper
 from sim.agents.lp import LiquidityProvider
 from sim.agents.manipulator import Manipulator
@@ -22,7 +23,7 @@ ZOO: dict[str, type[Agent]] = {
     for cls in (
         NoiseTrader, MomentumTrader, LeveragedWhale, BasisTrader, Arbitrageur, PoolArbitrageur,
         PortfolioTrader, HerdFollower, LossChaser, OverconfidentTrader, PanicSeller, LiquidityProvider,
-        LiquidationKeeper, TriggerOrderKeeper, AdlKeeper, OracleReporter, FeedKeeper, Manipulator,
+        LiquidationKeeper, TriggerOrderKeeper, AdlKeeper, Delister, OracleReporter, FeedKeeper, Manipulator,
         SpotPump, WashTrader, WithdrawToLiquidate, SelfLiquidatingShort,
     )
 }

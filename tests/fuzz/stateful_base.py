@@ -620,7 +620,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         bacct = self.account(*bankrupt)
         bsize = self.size(*bankrupt, market)
         tsize = self.size(*target, market)
-        tpnl = self.protocol.exchange.call("position_pnl", *target, market)
+        tpnl = self.protocol.lens.call("position_pnl", *target, market)
         tacct = self.account(*target)
         tbefore = self.health(*target)
         bbefore = self.health(*bankrupt)
@@ -948,7 +948,7 @@ class ProtocolMachine(RuleBasedStateMachine):
             assert reason in TRADERS_OWN_REFUSALS, f"{what} refused with {reason!r}, which is not the trader's doing"
         if self.protocol is None:
             return
-        profits = [(self.protocol.exchange.call("position_pnl", *key), key)
+        profits = [(self.protocol.lens.call("position_pnl", *key), key)
                    for key, size in sorted(self.model.sizes.items()) if size != 0]
         if not profits:
             return

@@ -157,7 +157,7 @@ def test_cross_margin_sums_positions(protocol: Protocol, fund, alice, set_price)
     protocol.trade(alice, "BTC", -0.5)
     h = protocol.health(alice)
     ex = protocol.exchange
-    pnl = sum(ex.call("position_pnl", alice, 0, m) for m in (0, 1))
+    pnl = sum(protocol.lens.call("position_pnl", alice, 0, m) for m in (0, 1))
     assert ex.call("health", alice, 0)[0] == ex.call("accounts", alice, 0)[0] + pnl
     marks = [protocol.mark_price(m) for m in ("ETH", "BTC")]
     assert h.notional == pytest.approx(10 * marks[0] + 0.5 * marks[1])

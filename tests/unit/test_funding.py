@@ -122,5 +122,5 @@ def test_funding_is_zero_sum_between_traders_and_vault(protocol: Protocol, fund,
     # the Vault's side is what the traders owe in net: -(owed_alice + owed_bob) = -(skew * per-ETH),
     # and it is counted in traders_pnl, the Vault's liability, to a wei per position
     traders_pnl = invariants.traders_pnl(protocol)
-    per_position = sum(ex.call("position_pnl", a, 0, 0) for a in (alice, bob))
+    per_position = sum(protocol.lens.call("position_pnl", a, 0, 0) for a in (alice, bob))
     assert abs(traders_pnl - per_position) <= 2 * 2

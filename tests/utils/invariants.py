@@ -96,7 +96,7 @@ def zero_sum(protocol: Protocol, subaccounts: Iterable[Subaccount]) -> None:
     positions = 0
     for o, s in set(subaccounts):
         for m in protocol.account_markets(o, s):
-            per_position += ex.call("position_pnl", o, s, m)
+            per_position += protocol.lens.call("position_pnl", o, s, m)
             positions += 1
     aggregate = traders_pnl(protocol)
     bound = 4 * positions + 4 * n_markets
