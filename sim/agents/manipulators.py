@@ -38,6 +38,9 @@ little between its read and its transaction."""
 
 OI_ROOM_USED = 0.99
 """Share of the room under a market's open-interest cap an attacker's order takes (others trade too)."""
+LEVERAGE_USED = 0.97
+"""Share of a market's maximum leverage an attacker opens at (the fee and the fill's impact
+come out of its margin)."""
 BASE_DUST = 1e-9
 """Share of its base tokens an attacker leaves unsold: its float reading of a balance may round up."""
 
@@ -100,11 +103,15 @@ class Attacker(Agent):
     def open_leg(self, ctx: StepContext, direction: int, subaccount: int = 0, leverage: float | None = None) -> Trade:
         """A trade opening `leverage` x the subaccount's equity (at most its `collateral`: the
         attack does not grow with its winnings) in `direction` at the index, or as much as the
-        market's open-interest cap leaves room for."""
+        market's open-interest cap and maximum leverage leave room for."""
         view = ctx.market(self.market)
         equity = min(ctx.protocol.health(self.account, subaccount).equity, self.config.collateral)
         room = max(view.config.max_oi - (view.oi_long if direction > 0 else view.oi_short), 0.0) * OI_ROOM_USED
-        size = direction * min((leverage or self.config.leverage) * equity / view.index_price, room)
+        leverage = leverage or self.config.leverage
+        cap = getattr(view.config, "max_leverage", 0.0)
+        if cap:
+            leverage = min(leverage, cap * LEVERAGE_USED)
+        size = direction * min(leverage * equity / view.index_price, room)
         limit = view.index_price * (1 + direction * self.config.slippage)
         return Trade(self.market, float(f"{size:.12g}"), limit, subaccount)
 
