@@ -38,7 +38,7 @@ little between its read and its transaction."""
 
 OI_ROOM_USED = 0.99
 """Share of the room under a market's open-interest cap an attacker's order takes (others trade too)."""
-LEVERAGE_USED = 0.97
+LEVERAGE_USED = 0.9
 """Share of a market's maximum leverage an attacker opens at (the fee and the fill's impact
 come out of its margin)."""
 BASE_DUST = 1e-9
@@ -106,7 +106,8 @@ class Attacker(Agent):
         market's open-interest cap and maximum leverage leave room for."""
         view = ctx.market(self.market)
         equity = min(ctx.protocol.health(self.account, subaccount).equity, self.config.collateral)
-        room = max(view.config.max_oi - (view.oi_long if direction > 0 else view.oi_short), 0.0) * OI_ROOM_USED
+        side_oi = view.oi_long if direction > 0 else view.oi_short
+        room = max(min(view.config.max_oi, self.usd_cap(ctx) / view.index_price) - side_oi, 0.0) * OI_ROOM_USED
         leverage = leverage or self.config.leverage
         cap = getattr(view.config, "max_leverage", 0.0)
         if cap:
@@ -114,6 +115,15 @@ class Attacker(Agent):
         size = direction * min(leverage * equity / view.index_price, room)
         limit = view.index_price * (1 + direction * self.config.slippage)
         return Trade(self.market, float(f"{size:.12g}"), limit, subaccount)
+
+    def usd_cap(self, ctx: StepContext) -> float:
+        """The market's cap on a side's open interest in USD, the tighter of `max_oi_usd` and
+        `max_oi_vault_factor` x the Vault's tokens (GMX v2); infinite where it has neither."""
+        config = ctx.market_configs[self.market]
+        caps = [getattr(config, "max_oi_usd", 0.0) or math.inf]
+        if getattr(config, "max_oi_vault_factor", 0.0):
+            caps.append(config.max_oi_vault_factor * ctx.protocol.vault.call("token_balance") / 10**6)
+        return min(caps)
 
     def withdrawable(self, ctx: StepContext, subaccount: int = 0, *, unrealized: bool) -> float:
         """USD it may ask to withdraw now: equity above initial margin (collateral only, unless

@@ -93,12 +93,12 @@ def test_yfi_squeeze_wash_trading_drains_the_insurance_fund(runs: Callable) -> N
     off, on = runs("yfi-squeeze")
     assert off["total_bad_debt"] > 0 and off["insurance_drawdown_pct"] > 0
     assert off["attacker_profit_usd"] > 0
-    # the OI cap: bad debt and the fund's drawdown at least five times smaller
+    # initial margin rising with open interest: bad debt and the fund's drawdown at least five times smaller
     assert on["total_bad_debt"] * 5 < off["total_bad_debt"]
     assert on["insurance_drawdown_pct"] * 5 < off["insurance_drawdown_pct"]
 
 
-def test_withdraw_to_liquidate_leaves_bad_debt_unless_profit_stays_as_margin(runs: Callable) -> None:
+def test_withdraw_to_liquidate_leaves_bad_debt_unless_leverage_is_capped(runs: Callable) -> None:
     off, on = runs("withdraw-to-liquidate")
     assert off["total_bad_debt"] > 0
     assert off["accounts_bankrupt"].get("manipulator", 0) >= 1
@@ -106,11 +106,13 @@ def test_withdraw_to_liquidate_leaves_bad_debt_unless_profit_stays_as_margin(run
     assert on["total_bad_debt"] == 0
 
 
-def test_jelly_squeeze_draws_the_vault_down_ten_times_less_when_defended(runs: Callable) -> None:
+def test_jelly_squeeze_delisting_undoes_the_vaults_drawdown(runs: Callable) -> None:
     off, on = runs("jelly-squeeze")
     assert off["liquidation_count"] + off["bankruptcy_count"] > 0  # the short went into the Vault
-    assert vault_drawdown(off) > 10 * max(vault_drawdown(on), 0.0)
-    assert off["attacker_profit_usd"] > 10 * max(on["attacker_profit_usd"], 0.0)
+    assert off["attacker_profit_usd"] > 0 > on["attacker_profit_usd"]
+    # delisted at the price from before the pump: a third of the drawdown at its worst, and back
+    assert vault_drawdown(off) > 3 * vault_drawdown(on)
+    assert on["lp_share_price_change_pct"] >= 0 > off["lp_share_price_change_pct"]
 
 
 def test_reduced_runs_keep_the_attackers_whole_holdings(tmp_path: Path) -> None:
