@@ -5,6 +5,8 @@
                          [--dashboard [--host H] [--port N]] [--pace SECONDS]
     perpsim sweep SCENARIO [--seeds N|A..B] [--grid KEY=V1,V2 ...] [--steps N] [--out DIR]
                            [--executor local|ray] [--workers N] [--address ADDR] [--reports] [--resume]
+    perpsim attack SCENARIO --capital USD --horizon BLOCKS [--trials N] [--seed S] [--at-step K ...]
+                            [--defence NAME=VALUE ...] [--moves KIND,...] [--out DIR [--force]]
     perpsim dashboard RUN_DIR [--host H] [--port N]
     perpsim list [--top] [--markets] [--prices] [--oracle] [--agents] [--shocks] [--defences]
     perpsim validate FILE [FILE ...]
@@ -305,6 +307,52 @@ def sweep_command(scenario: str, **options: Any) -> None:
     except SweepInterrupted as exc:
         _fail(f"perpsim sweep: interrupted after {exc.result.ran} run(s); runs.parquet in {exc.result.out_dir} "
               "holds every finished run: add --resume to continue", EXIT_INTERRUPTED)
+
+
+@main.command("attack")
+@click.argument("scenario")
+@click.option("--capital", type=float, required=True, metavar="USD", help="what the attacker starts with")
+@click.option("--horizon", type=int, required=True, metavar="BLOCKS", help="blocks of moves before the unwind")
+@click.option("--trials", type=int, default=200, show_default=True, help="plans to try")
+@click.option("--seed", type=int, default=0, show_default=True, help="seeds the search")
+@click.option("--at-step", "at_steps", type=int, multiple=True, metavar="K",
+              help="a step to attack at (repeatable; default: a third of the run)")
+@click.option("--defence", "defences", multiple=True, metavar="NAME=VALUE", help="set a [defences] flag (repeatable)")
+@click.option("--moves", "kinds", metavar="KIND,...", help="the moves the search may use (default: all)")
+@click.option("--max-moves", type=int, help="moves in a plan, at most (default 4)")
+@click.option("--subaccounts", type=int, help="the attacker's subaccounts the moves may use, 1 to 3 (default 3)")
+@click.option("--min-profit", type=float, metavar="USD", help="a plan counts as profitable above this (default 1,000)")
+@click.option("--max-leverage", type=float, help="the highest leverage an open tries (default 10)")
+@click.option("--bribe-cost", type=float, metavar="USD", help="a bribed reporter's cost per block (default 10,000)")
+@click.option("--capital-cost", type=float, metavar="RATE", help="the capital's yearly cost (default 0.05)")
+@click.option("--backend", type=click.Choice(["revm", "pyevm"]), default="revm", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="output directory, new or empty "
+              "(default: attacks/<scenario>-<timestamp>)")
+@click.option("--force", is_flag=True, help="let --out write over a directory that holds files")
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: on a terminal only)")
+def attack_command(scenario: str, defences: tuple[str, ...], kinds: str | None, **options: Any) -> None:
+    """Search SCENARIO for the most profitable attack; write attack.json, trials.parquet,
+    replay.toml and attack.html."""
+    from sim.attack import AttackInputError, run_attack
+
+    loaded = _load(scenario, defences)
+    if kinds is not None:
+        options["kinds"] = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    options["at_steps"] = options["at_steps"] or None
+    try:
+        run = run_attack(loaded, **options)
+    except AttackInputError as exc:
+        _fail(f"perpsim attack: invalid option ({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}):"
+              f"\n{exc}")
+        return
+    best = run.result.best
+    click.echo(f"{len(run.result.trials)} trials in {run.result.seconds:.1f} s "
+               f"({run.result.trials_per_second:.1f}/s); first profit at trial {run.result.first_profit or '-'}")
+    click.echo(f"best: ${best.profit:,.2f} after ${best.costs:,.2f} declared costs, from step {best.at_step}:")
+    for move in best.moves:
+        click.echo(f"  block {move.block}: {move.words()}")
+    for name, path in run.paths.items():
+        click.echo(f"{name}: {path}")
 
 
 @main.command("list")

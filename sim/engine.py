@@ -380,8 +380,12 @@ class Simulation:
 
     def offchain_record(self) -> dict[str, Any]:
         """What happened off-chain, for the run's meta: the bribes paid (no event records them)."""
-        return {"bribes": [{"step": b.start, "end": b.end, "reporters": b.count, "factor": b.factor}
-                           for b in self.bribes]}
+        record: dict[str, Any] = {"bribes": [{"step": b.start, "end": b.end, "reporters": b.count, "factor": b.factor}
+                                             for b in self.bribes]}
+        results = {a.identity.label: a.record() for a in self.agents if callable(getattr(a, "record", None))}
+        if results:
+            record["agents"] = results  # what an agent with a result of its own made (the scripted attacker's profit)
+        return record
 
     def participants(self) -> list[Any]:
         from sim.metrics import Participant

@@ -15,6 +15,7 @@ from sim.agents.manipulator import Manipulator
 from sim.agents.manipulators import SelfLiquidatingShort, SpotPump, WashTrader, WithdrawToLiquidate
 from sim.agents.portfolio import PortfolioTrader
 from sim.agents.reporters import FeedKeeper, OracleReporter
+from sim.agents.scripted import ScriptedAttacker
 from sim.agents.spot import PoolArbitrageur
 from sim.agents.traders import Arbitrageur, BasisTrader, LeveragedWhale, MomentumTrader, NoiseTrader
 
@@ -24,7 +25,7 @@ ZOO: dict[str, type[Agent]] = {
         NoiseTrader, MomentumTrader, LeveragedWhale, BasisTrader, Arbitrageur, PoolArbitrageur,
         PortfolioTrader, HerdFollower, LossChaser, OverconfidentTrader, PanicSeller, LiquidityProvider,
         LiquidationKeeper, TriggerOrderKeeper, AdlKeeper, Delister, OracleReporter, FeedKeeper, Manipulator,
-        SpotPump, WashTrader, WithdrawToLiquidate, SelfLiquidatingShort,
+        SpotPump, WashTrader, WithdrawToLiquidate, SelfLiquidatingShort, ScriptedAttacker,
     )
 }
 """Agent kind -> class, in the order `describe()` lists them."""
