@@ -13,7 +13,7 @@ EXTRAS := all
 CHROMIUM := /usr/bin/chromium
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: setup chromium demo test compile bench bench-sweep fuzz devnet devnet-stop docs clean
+.PHONY: setup chromium demo test compile bench bench-sweep bench-attack fuzz devnet devnet-stop docs clean
 
 setup: $(STAMP) $(VENV_HOOK) $(ANVIL)
 
@@ -66,6 +66,10 @@ bench: setup
 # Sweep throughput alone: runs/min on 1 and 2 workers (local, Ray) and the snapshot-reuse saving (a few minutes).
 bench-sweep: setup
 	$(BIN)/python -m benchmarks.sweep
+
+# Attack search: trials/s and trials to the first profitable plan with each defence off (a few minutes).
+bench-attack: setup
+	$(BIN)/python -m benchmarks.attack
 
 # A long hypothesis campaign over the stateful suite (tests/fuzz); `make test` runs the quick `ci` profile.
 fuzz: setup

@@ -4,8 +4,9 @@
 this agent, so that `perpsim run` reproduces the search's profit to the token unit. A plan is
 a short list of `Move`s, each at a block of the attack (0 is the agent's `start_step`), each
 with continuous parameters. At block `horizon` the agent unwinds: it cancels its trigger
-orders, redeems its Vault shares, closes every position, withdraws every subaccount's
-collateral and sells its base tokens back. Its profit is its wallet (collateral tokens) after
+orders, redeems its Vault shares, withdraws the margin that is free, closes every position
+(the most profitable first), withdraws every subaccount's collateral and sells its base
+tokens back (`Unwind`). Its profit is its wallet (collateral tokens) after
 the unwind minus before the first move, less the costs the plan declares (bribes at
 `bribe_cost` per reporter per block, capital at `capital_cost` a year); `record()` gives it
 to the run's summary (`meta.agents`).
@@ -232,10 +233,12 @@ def sell_base(protocol: Protocol, account: str, market: str, fraction: float = 1
 
 @dataclass(frozen=True)
 class Unwind(Action):
-    """The plan's end: cancel trigger orders, redeem Vault shares, close every position,
-    withdraw every subaccount's collateral, sell base tokens back. Each part is tried on its
-    own (a refusal leaves that part where it is); the result is the wallet afterwards, token
-    units, and the refusals."""
+    """The plan's end, greedy as an attacker's: cancel trigger orders, redeem Vault shares,
+    withdraw what margin is free, close every position (the most profitable first, while the
+    others still hold the price where they pushed it), withdraw every subaccount's collateral,
+    sell base tokens back. Each part is tried on its own (a refusal leaves that part where it
+    is: an account under water is walked away from); the result is the wallet afterwards,
+    token units, and the refusals."""
 
     orders: tuple[int, ...] = ()
 
@@ -250,19 +253,24 @@ class Unwind(Action):
             except (ValueError, KeyError):
                 pass
 
+        def withdraw_all() -> None:
+            for sub in range(SUBACCOUNTS):
+                units = withdrawable(protocol, account, sub)
+                if units > 0:
+                    attempt(f"withdraw from {sub}", lambda: protocol.withdraw(account, _usd(units), sub))
+
         for order in self.orders:
             if protocol.trigger_order_active(order):
                 attempt("cancel trigger", lambda: protocol.cancel_trigger(account, order))
         if protocol.vault.call("shares", account):
             attempt("redeem", lambda: protocol.lp_withdraw(account))
-        for sub in range(SUBACCOUNTS):
-            for market in protocol.market_ids:
-                if protocol.position_size_wad(account, market, sub):
-                    attempt(f"close {market} on {sub}",
-                            lambda: protocol.close_position(account, market, sub, slippage=CLOSE_SLIPPAGE))
-            units = withdrawable(protocol, account, sub)
-            if units > 0:
-                attempt(f"withdraw from {sub}", lambda: protocol.withdraw(account, _usd(units), sub))
+        withdraw_all()  # what margin is free before any close moves the price
+        for pnl, sub, market in sorted(((-protocol.position_pnl(account, m, sub), sub, m)
+                                        for sub in range(SUBACCOUNTS) for m in protocol.market_ids
+                                        if protocol.position_size_wad(account, m, sub))):
+            attempt(f"close {market} on {sub}",
+                    lambda: protocol.close_position(account, market, sub, slippage=CLOSE_SLIPPAGE))
+        withdraw_all()
         for market in protocol.pools:
             attempt(f"sell {market} base", lambda: sell_base(protocol, account, market))
         return {"wallet": protocol.usdc.call("balanceOf", account), "refused": refused}
