@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a display
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sim.attack.executor import TrialResult  # noqa: E402
 from sim.attack.search import SearchResult  # noqa: E402
@@ -47,6 +48,7 @@ def wealth_chart(traced: TrialResult) -> str:
     steps = [s for s, _ in traced.wealth]
     ax.plot(steps, [w for _, w in traced.wealth], marker="o", color="#1f77b4")
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     usd_axis(ax.yaxis)
     return _png(fig)
 
