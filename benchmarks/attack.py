@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"attack search on {SCENARIO.name}: {args.trials} trials a row, seed {args.seed}, load {os.getloadavg()[0]:.1f}")
+    load = os.getloadavg()[0]
+    print(f"attack search on {SCENARIO.name}: {args.trials} trials a row, seed {args.seed}, load {load:.1f}")
     print(f"{'defence off':<34} {'trials/s':>9} {'first profit':>13} {'best profit':>14}  best plan")
     with tempfile.TemporaryDirectory() as tmp:
         for i, (label, defences, kinds) in enumerate(ROWS):

@@ -308,7 +308,8 @@ class ScriptedAttacker(Agent):
 
     @config_dataclass
     class Config(AgentConfig):
-        capital: Number = Field(1_000_000.0, ge=MIN_USD, le=MAX_USD, description="USD minted to its wallet before step 0")
+        capital: Number = Field(1_000_000.0, ge=MIN_USD, le=MAX_USD,
+                                description="USD minted to its wallet before step 0")
         horizon: Integer = Field(5, ge=1, le=MAX_STEPS, description="blocks of moves; it unwinds at block `horizon`")
         moves: list[Move] = Field(default_factory=list, description="the plan: [{ kind, block, ... }, ...] "
                                   f"(kinds: {', '.join(MOVE_KINDS)})")
@@ -372,7 +373,8 @@ class ScriptedAttacker(Agent):
             return
         if isinstance(action, Unwind):
             self.end_wallet = outcome.value["wallet"]
-            words = "unwind" + (f" (refused: {'; '.join(outcome.value['refused'])})" if outcome.value["refused"] else "")
+            refused = outcome.value["refused"]
+            words = "unwind" + (f" (refused: {'; '.join(refused)})" if refused else "")
         elif isinstance(action, PlayMove):
             words = action.move.words()
             if action.move.kind == "trigger" and outcome.ok and outcome.value is not None:

@@ -58,7 +58,8 @@ def write_page(path: Path, record: dict[str, Any], result: SearchResult, traced:
     verdict = "bad" if best["profitable"] else "good"
     headline = (f"Best plan: {signed_usd(best['profit_usd'])} after ${best['declared_costs_usd']:,.2f} of declared "
                 f"costs, from step {best['at_step']}" if best["moves"] else "No plan made a profit")
-    defences = _table(["defence", "as deployed"], [[(_esc(k), ""), (_esc(v), "")] for k, v in record["defences"].items()])
+    defences = _table(["defence", "as deployed"],
+                      [[(_esc(k), ""), (_esc(v), "")] for k, v in record["defences"].items()])
     timeline = _table(["step", "block", "action", "landed", "gas"],
                       [[(str(t["step"]), "num"), (str(t["block"]), "num"), (_esc(t["what"]), ""),
                         ("yes" if t["ok"] else f"no: {_esc(t['reason'])}", "" if t["ok"] else "bad"),

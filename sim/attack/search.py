@@ -26,7 +26,7 @@ import numpy as np
 
 from sim.agents.scripted import Move
 from sim.attack.executor import Executor, TrialResult
-from sim.attack.space import AttackSpace, Slot, decode, usable_kinds
+from sim.attack.space import AttackSpace, Slot, bribe_range, decode, usable_kinds
 from sim.bounds import MAX_REPORTERS
 
 POPULATION = 20
@@ -159,6 +159,7 @@ class Search:
         self.kinds = usable_kinds(space, executor.scenario)
         self.markets = executor.markets
         self.reporters = len(executor.sim.protocol.reporters)
+        self.bribe_max = bribe_range(executor.scenario)
         self.rng = np.random.default_rng(space.seed)
         self.trials: list[Trial] = []
         self.progress = progress or (lambda done, best: None)
@@ -198,7 +199,8 @@ class Search:
             drawn = [in_order([d.sample(self.rng) for d in slots]) for _ in range(size)]
             scored = []
             for plan in drawn:
-                result = self.play(at_step, decode(plan, self.kinds, self.markets, self.space), "search")
+                result = self.play(at_step, decode(plan, self.kinds, self.markets, self.space, self.bribe_max),
+                                   "search")
                 scored.append((result.profit, plan))
             done += size
             scored.sort(key=lambda pair: -pair[0])

@@ -27,7 +27,7 @@ MAX_HORIZON = 50
 MAX_MOVES = 12
 MAX_TRIALS = 1_000_000
 SPOT_KINDS = ("spot_buy", "spot_sell")
-MAX_BRIBE_FACTOR = 3.0  # the search's range for a bribe's factor: [1 / 3, 3]
+MAX_BRIBE_FACTOR = 3.0  # the search's range for a bribe's factor without a deviation guard: [1 / 3, 3]
 
 
 class AttackInputError(ValueError):
@@ -39,7 +39,8 @@ class AttackInputError(ValueError):
 
 
 def _line(problem: Problem) -> str:
-    shown = "" if problem.value is None else f" {problem.value!r}" if isinstance(problem.value, str) else f" {problem.value}"
+    value = problem.value
+    shown = "" if value is None else f" {value!r}" if isinstance(value, str) else f" {value}"
     return f"{problem.flag or problem.path}{shown}: expected {problem.expected}"
 
 
@@ -149,7 +150,16 @@ class Slot:
     blocks: int  # from 1
 
 
-def decode(slots: list[Slot], kinds: tuple[str, ...], markets: tuple[str, ...], space: AttackSpace) -> list[Move]:
+def bribe_range(scenario: Scenario) -> float:
+    """The largest factor the search bribes reporters to report (and its inverse the
+    smallest): twice the oracle's deviation guard beyond 1 when it has one, as an attacker who
+    reads the protocol's parameters would try (half within the guard, half a breach), else 3."""
+    guard = scenario.protocol_config().oracle.max_deviation
+    return 1 + 2 * guard if guard > 0 else MAX_BRIBE_FACTOR
+
+
+def decode(slots: list[Slot], kinds: tuple[str, ...], markets: tuple[str, ...], space: AttackSpace,
+           bribe_max: float = MAX_BRIBE_FACTOR) -> list[Move]:
     """The moves of a plan, by block then slot; empty slots dropped. Numbers are rounded to
     readable precision (the replay's TOML holds them as written)."""
     moves = []
@@ -157,8 +167,8 @@ def decode(slots: list[Slot], kinds: tuple[str, ...], markets: tuple[str, ...], 
         if slot.kind < 0:
             continue
         kind = kinds[slot.kind]
-        # a factor from 1/3 to 3, even in log: 0.5 is no change
-        factor = MAX_BRIBE_FACTOR ** (2 * slot.factor - 1)
+        # a factor from 1 / bribe_max to bribe_max, even in log: 0.5 is no change
+        factor = bribe_max ** (2 * slot.factor - 1)
         if kind == "trigger":
             factor = 1 + (slot.factor - 0.5) * 0.4  # a trigger within 20% of the index
         moves.append(Move(kind=kind, block=slot.block, sub=slot.sub, market=markets[slot.market],
@@ -168,5 +178,5 @@ def decode(slots: list[Slot], kinds: tuple[str, ...], markets: tuple[str, ...], 
     return sorted(moves, key=lambda m: m.block)
 
 
-__all__ = ["AttackInputError", "AttackSpace", "MAX_HORIZON", "Slot", "SUBACCOUNTS", "check_space", "decode",
-           "make_space", "pool_markets", "usable_kinds"]
+__all__ = ["AttackInputError", "AttackSpace", "MAX_HORIZON", "Slot", "SUBACCOUNTS", "bribe_range", "check_space",
+           "decode", "make_space", "pool_markets", "usable_kinds"]

@@ -62,11 +62,12 @@ def test_with_nav_at_the_index_the_search_finds_the_lp_impact_attack(nav_off: tu
     assert "data:image/png;base64" in page and best["plan"][0] in page
 
 
-def test_the_replay_makes_the_same_profit_to_the_token_unit(nav_off: tuple[Path, dict[str, Any]],
-                                                            tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["revm", "pyevm"])
+def test_the_replay_makes_the_same_profit_to_the_token_unit(nav_off: tuple[Path, dict[str, Any]], tmp_path: Path,
+                                                            backend: str) -> None:
     out, record = nav_off
     replay = load_scenario(out / "replay.toml")
-    result = run_scenario(replay, out_dir=tmp_path / "run", report=False, progress=False)
+    result = run_scenario(replay, backend=backend, out_dir=tmp_path / "run", report=False, progress=False)
     attacker = result.summary["meta"]["agents"]["scripted_attacker-0"]
     assert attacker["profit_units"] == record["best"]["profit_units"]
     assert attacker["profit_usd"] == pytest.approx(record["best"]["profit_usd"], abs=1e-6)
