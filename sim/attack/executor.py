@@ -83,11 +83,31 @@ class Executor:
         self.sim.setup()
         self.attacker_index = len(self.sim.agents) - 1
         self.snapshots: dict[int, _Snapshot] = {}
-        for step in range(max(space.at_steps) + 1):
-            if step in space.at_steps:
+        self._run_to(0, max(space.at_steps))
+
+    def _run_to(self, start: int, at_step: int) -> None:
+        """Step the simulation from `start` (its state now) to just before `at_step`, taking a
+        snapshot at each attack step on the way (and at `at_step` itself)."""
+        for step in range(start, at_step + 1):
+            if step in self.space.at_steps:
                 self.snapshots[step] = _Snapshot(self.sim.protocol.snapshot(), self._capture())
-            if step < max(space.at_steps):
+            if step < at_step:
                 self.sim.step(step)
+
+    def _go_to(self, at_step: int) -> None:
+        """Return to the state just before `at_step`. Reverting to a snapshot invalidates the
+        later ones (sim/chain/base.py), so a later one is rebuilt from the nearest earlier one
+        by stepping forward: the same steps, so the same state."""
+        snapshot = self.snapshots.get(at_step)
+        if snapshot is None:
+            start = max(step for step in self.snapshots if step < at_step)
+            self._go_to(start)
+            self._run_to(start, at_step)
+            snapshot = self.snapshots[at_step]
+        self.sim.protocol.revert(snapshot.chain)
+        self._restore(snapshot.state)
+        for step in [s for s in self.snapshots if s > at_step]:
+            del self.snapshots[step]  # the chain has forgotten them
 
     def close(self) -> None:
         self.chain.close()
@@ -127,12 +147,10 @@ class Executor:
 
     # -- a trial ----------------------------------------------------------------------------
     def run(self, at_step: int, moves: list[Move], trace: bool = False) -> TrialResult:
-        """Play `moves` from the snapshot at `at_step`: the attack's blocks and its unwind,
+        """Play `moves` from the snapshot at `at_step` (one of the space's `at_steps`): the attack's blocks and its unwind,
         every other agent acting; then read the profit. `trace` records the attacker's
         marked wealth after every step (for the report)."""
-        snapshot = self.snapshots[at_step]
-        self.sim.protocol.revert(snapshot.chain)
-        self._restore(snapshot.state)
+        self._go_to(at_step)
         attacker = self.attacker
         space = self.space
         attacker.config = ScriptedAttacker.Config(capital=float(space.capital), horizon=space.horizon, moves=moves,

@@ -6,7 +6,8 @@ distribution over slots (a categorical for each discrete choice, a clipped norma
 continuous one), plays them all, and moves the distribution towards the best fifth (with
 smoothing, so no choice's probability reaches zero and the search keeps exploring). The
 attack's start steps are searched one after another, latest first (reverting to an earlier
-snapshot invalidates the later ones), the trials split evenly between them.
+snapshot invalidates the later ones, which the executor then rebuilds), the trials split
+evenly between them.
 
 The best plan is then shrunk: each move dropped, then each number rounded, for as long as the
 profit holds (at least 99% of it), so that the plan in `attack.json` is the simplest that

@@ -146,3 +146,19 @@ def test_the_plan_space_is_checked_against_the_scenario() -> None:
         make_space(scenario, capital=1e6, horizon=40, at_steps=(10,))
     assert str(caught.value) == ("--horizon 40: expected at most 29 blocks: the attack and its unwind must fit in "
                                  "the run's 30 steps")
+
+
+def test_several_start_steps_each_replay_the_same_history() -> None:
+    """Reverting to the earlier snapshot forgets the later one; the executor rebuilds it by
+    stepping forward, and a plan played there makes what it makes from a fresh executor."""
+    scenario = load_scenario(SCENARIO, defences={"nav_at_close_price": False})
+    plan = [Move(kind="lp_deposit", block=0, amount=0.5), Move(kind="open", block=1, amount=1.0, leverage=8.0)]
+    both = Executor(scenario, make_space(scenario, capital=1e6, horizon=3, at_steps=(6, 10)))
+    alone = Executor(scenario, make_space(scenario, capital=1e6, horizon=3, at_steps=(10,)))
+    try:
+        late, early = both.run(10, plan).profit_units, both.run(6, plan).profit_units
+        assert both.run(10, plan).profit_units == late == alone.run(10, plan).profit_units
+        assert both.run(6, plan).profit_units == early != late
+    finally:
+        both.close()
+        alone.close()
