@@ -353,6 +353,9 @@ def attack_command(scenario: str, defences: tuple[str, ...], kinds: str | None, 
         click.echo(f"  block {move.block}: {move.words()}")
     for name, path in run.paths.items():
         click.echo(f"{name}: {path}")
+    if run.result.interrupted:
+        _fail("perpsim attack: interrupted (Ctrl-C); the outputs hold the trials run so far, the best unshrunk",
+              EXIT_INTERRUPTED)
 
 
 @main.command("list")

@@ -59,7 +59,7 @@ def attack_record(scenario: Scenario, space: AttackSpace, result: SearchResult, 
         "search": {"method": "cross-entropy", "seed": space.seed, "trials": space.trials,
                    "trials_run": len(result.trials), "seconds": round(result.seconds, 3),
                    "trials_per_second": round(result.trials_per_second, 2),
-                   "trials_to_first_profit": result.first_profit},
+                   "trials_to_first_profit": result.first_profit, "interrupted": result.interrupted},
         "space": space.model_dump(mode="json"),
         "defences": defences_as_deployed(scenario),
         "best": {

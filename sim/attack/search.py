@@ -58,6 +58,7 @@ class SearchResult:
     unshrunk: TrialResult
     seconds: float
     first_profit: int | None  # trials until the first plan with profit above min_profit (1-based), if any
+    interrupted: bool = False  # Ctrl-C stopped it: the trials so far, the best unshrunk
 
     @property
     def trials_per_second(self) -> float:
@@ -180,14 +181,20 @@ class Search:
         steps = sorted(self.space.at_steps, reverse=True)
         budgets = [self.space.trials // len(steps) + (1 if i < self.space.trials % len(steps) else 0)
                    for i in range(len(steps))]
-        for at_step, budget in zip(steps, budgets):
-            self._search_at(at_step, budget)
+        interrupted = False
+        try:
+            for at_step, budget in zip(steps, budgets):
+                self._search_at(at_step, budget)
+        except KeyboardInterrupt:  # keep what was tried: the caller writes it
+            interrupted = True
+            if self.best is None:
+                raise
         assert self.best is not None
         unshrunk = self.best
-        best = self.shrink(unshrunk)
+        best = unshrunk if interrupted else self.shrink(unshrunk)
         first = next((t.index + 1 for t in self.trials
                       if t.phase == "search" and t.result.profit > self.space.min_profit), None)
-        return SearchResult(self.trials, best, unshrunk, time.perf_counter() - started, first)
+        return SearchResult(self.trials, best, unshrunk, time.perf_counter() - started, first, interrupted)
 
     def _search_at(self, at_step: int, budget: int) -> None:
         slots = first_distribution(self.space, len(self.kinds), len(self.markets), self.reporters)

@@ -162,3 +162,29 @@ def test_several_start_steps_each_replay_the_same_history() -> None:
     finally:
         both.close()
         alone.close()
+
+
+def test_an_interrupted_search_writes_what_it_tried(tmp_path: Path) -> None:
+    """Ctrl-C during the search (raised here from the progress callback after 5 trials):
+    the outputs hold those trials and their best plan, marked interrupted."""
+    from sim.attack import Search
+    from sim.attack.outputs import write_outputs
+
+    scenario = load_scenario(SCENARIO)
+    space = make_space(scenario, capital=1e6, horizon=3, at_steps=(10,), trials=50)
+    executor = Executor(scenario, space)
+
+    def stop(done: int, best: float) -> None:
+        if done == 5:
+            raise KeyboardInterrupt
+
+    try:
+        result = Search(executor, space, stop).run()
+        traced = executor.run(result.best.at_step, result.best.moves, trace=True)
+    finally:
+        executor.close()
+    assert result.interrupted and len(result.trials) == 5
+    paths = write_outputs(tmp_path, scenario, space, result, "revm", traced)
+    record = json.loads(paths["attack"].read_text())
+    assert record["search"]["interrupted"] is True and record["search"]["trials_run"] == 5
+    assert len(pq.read_table(paths["trials"])) == 5
