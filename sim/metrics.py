@@ -414,6 +414,75 @@ def lp_mark_to_market(tally: RunTally, owners: Iterable[str], share_price: int) 
     return total
 
 
+SERIES_COLUMNS = ("insurance_balance", "vault_nav", "vault_share_price", "lp_pnl")
+"""steps.csv's columns that are the same on every market's row and that the summary reads as a series."""
+
+
+@dataclass
+class StepDigest:
+    """What the summary reads of steps.csv's rows, folded in step by step as they are written,
+    so that a run keeps no rows and its memory does not grow with its length: the steps
+    recorded, the first and last block, the last and lowest value of each series column (its
+    value on the step's first row), the insurance fund's deepest drawdown from its running
+    peak (starting from its balance when recording started), and per market the steps with an
+    invalid feed and the largest index lag and mark premium. Each figure is folded in the order
+    the rows came, as `min`, `max` and a running peak over the whole list would have taken it."""
+
+    markets: list[str]
+    insurance_start: float
+    steps: int = 0
+    first_block: int | None = None
+    last_block: int | None = None
+    last: dict[str, Any] = field(default_factory=dict)
+    lowest: dict[str, Any] = field(default_factory=dict)
+    insurance_peak: float = 0.0
+    insurance_worst: float = 0.0
+    oracle_invalid: dict[str, int] = field(default_factory=dict)
+    index_lag: dict[str, float] = field(default_factory=dict)  # largest |index - true| / true
+    mark_premium: dict[str, float] = field(default_factory=dict)  # largest |mark - index| / index
+    _step: Any = None
+
+    def __post_init__(self) -> None:
+        self.oracle_invalid = dict.fromkeys(self.markets, 0)
+        self._insurance(self.insurance_start)
+
+    def fold(self, rows: list[dict[str, Any]]) -> None:
+        """One recorded step's rows (one per market)."""
+        if not rows:
+            return
+        if self.first_block is None:
+            self.first_block = rows[0]["block"]
+        self.last_block = rows[-1]["block"]
+        if rows[0]["step"] != self._step:  # a step's series value is its first row's
+            self._step = rows[0]["step"]
+            self.steps += 1
+            for column in SERIES_COLUMNS:
+                value = rows[0][column]
+                self.last[column] = value
+                if column not in self.lowest or value < self.lowest[column]:
+                    self.lowest[column] = value
+            self._insurance(rows[0]["insurance_balance"])
+        for row in rows:
+            market = row["market"]
+            if market in self.oracle_invalid and not row["oracle_valid"]:
+                self.oracle_invalid[market] += 1
+            if row["true_price"]:
+                _raise(self.index_lag, market, abs(row["index_price"] - row["true_price"]) / row["true_price"])
+            if row["index_price"]:
+                _raise(self.mark_premium, market, abs(row["mark_price"] - row["index_price"]) / row["index_price"])
+
+    def _insurance(self, balance: float) -> None:
+        self.insurance_peak = max(self.insurance_peak, balance)
+        if self.insurance_peak > 0:
+            self.insurance_worst = max(self.insurance_worst, (self.insurance_peak - balance) / self.insurance_peak)
+
+
+def _raise(largest: dict[str, float], key: str, value: float) -> None:
+    """largest[key] = max(largest[key], value), the first value kept on a tie, as `max` keeps it."""
+    if key not in largest or value > largest[key]:
+        largest[key] = value
+
+
 @dataclass
 class Baseline:
     """Readings taken when the recorder starts, the reference for changes over the run."""
@@ -431,12 +500,12 @@ class Baseline:
 
 @dataclass
 class RunView:
-    """What summary metrics read: the step rows, the event tally, the keeper delays, the
-    participants, the baseline, and the protocol for final views."""
+    """What summary metrics read: the step rows' digest, the event tally, the keeper delays,
+    the participants, the baseline, and the protocol for final views."""
 
     protocol: Protocol
     participants: list[Participant]
-    rows: list[dict[str, Any]]
+    steps: StepDigest
     tally: RunTally
     baseline: Baseline
     delays: list[int]
@@ -449,13 +518,6 @@ class RunView:
         if self._solvency is None:
             self._solvency = _solvency_checks(self)
         return self._solvency
-
-    def series(self, column: str) -> list[Any]:
-        """One value per step of a column that is the same on every market's row."""
-        seen: dict[int, Any] = {}
-        for row in self.rows:
-            seen.setdefault(row["step"], row[column])
-        return list(seen.values())
 
     def market_names(self) -> list[str]:
         return [m.name for m in self.protocol.config.markets]
@@ -573,19 +635,13 @@ def insurance_start(run: RunView) -> float:
 @SUMMARY_METRICS.metric("insurance_end")
 def insurance_end(run: RunView) -> float | None:
     """Insurance fund balance at the last recorded step (USD)."""
-    balances = run.series("insurance_balance")
-    return balances[-1] if balances else None
+    return run.steps.last.get("insurance_balance")
 
 
 @SUMMARY_METRICS.metric("insurance_drawdown_pct")
 def insurance_drawdown_pct(run: RunView) -> float:
     """Largest fall of the insurance balance from its running peak, % of that peak."""
-    peak, worst = 0.0, 0.0
-    for balance in [run.baseline.insurance_balance, *run.series("insurance_balance")]:
-        peak = max(peak, balance)
-        if peak > 0:
-            worst = max(worst, (peak - balance) / peak)
-    return 100.0 * worst
+    return 100.0 * run.steps.insurance_worst
 
 
 @SUMMARY_METRICS.metric("liquidation_count")
@@ -657,15 +713,13 @@ def vault_nav_start(run: RunView) -> float:
 @SUMMARY_METRICS.metric("vault_nav_end")
 def vault_nav_end(run: RunView) -> float | None:
     """Vault NAV at the last recorded step (USD)."""
-    navs = run.series("vault_nav")
-    return navs[-1] if navs else None
+    return run.steps.last.get("vault_nav")
 
 
 @SUMMARY_METRICS.metric("vault_nav_min")
 def vault_nav_min(run: RunView) -> float | None:
     """Lowest Vault NAV over the recorded steps (USD)."""
-    navs = run.series("vault_nav")
-    return min(navs) if navs else None
+    return run.steps.lowest.get("vault_nav")
 
 
 @SUMMARY_METRICS.metric("lp_share_price_start")
@@ -677,8 +731,7 @@ def lp_share_price_start(run: RunView) -> float:
 @SUMMARY_METRICS.metric("lp_share_price_end")
 def lp_share_price_end(run: RunView) -> float | None:
     """Vault share price at the last recorded step (USD per share)."""
-    prices = run.series("vault_share_price")
-    return prices[-1] if prices else None
+    return run.steps.last.get("vault_share_price")
 
 
 @SUMMARY_METRICS.metric("lp_share_price_change_pct")
@@ -693,15 +746,13 @@ def lp_share_price_change_pct(run: RunView) -> float | None:
 def lp_pnl_usd(run: RunView) -> float | None:
     """The LP agents' profit and loss at the last recorded step, marked to market: shares at the
     share price, plus withdrawn, minus deposited (USD; steps.csv's lp_pnl has every step's)."""
-    values = run.series("lp_pnl")
-    return values[-1] if values else None
+    return run.steps.last.get("lp_pnl")
 
 
 @SUMMARY_METRICS.metric("lp_pnl_min_usd")
 def lp_pnl_min_usd(run: RunView) -> float | None:
     """The LP agents' worst profit and loss over the run, marked to market each step (USD)."""
-    values = run.series("lp_pnl")
-    return min(values) if values else None
+    return run.steps.lowest.get("lp_pnl")
 
 
 @SUMMARY_METRICS.metric("traders")
@@ -762,29 +813,21 @@ def oracle_deviation_breaches(run: RunView) -> int:
 @SUMMARY_METRICS.metric("oracle_invalid_steps")
 def oracle_invalid_steps(run: RunView) -> dict[str, int]:
     """Steps each market's feed was invalid (reduce-only)."""
-    return {m: sum(1 for r in run.rows if r["market"] == m and not r["oracle_valid"]) for m in run.market_names()}
+    return {m: run.steps.oracle_invalid.get(m, 0) for m in run.market_names()}
 
 
 @SUMMARY_METRICS.metric("max_index_lag_pct")
 def max_index_lag_pct(run: RunView) -> dict[str, float | None]:
     """Largest |index - true price| / true price per market, %: how far the oracle fell behind."""
-    out: dict[str, float | None] = {}
-    for m in run.market_names():
-        gaps = [abs(r["index_price"] - r["true_price"]) / r["true_price"] for r in run.rows
-                if r["market"] == m and r["true_price"]]
-        out[m] = 100.0 * max(gaps) if gaps else None
-    return out
+    lags = run.steps.index_lag
+    return {m: 100.0 * lags[m] if m in lags else None for m in run.market_names()}
 
 
 @SUMMARY_METRICS.metric("max_mark_premium_pct")
 def max_mark_premium_pct(run: RunView) -> dict[str, float | None]:
     """Largest |mark - index| / index per market, %."""
-    out: dict[str, float | None] = {}
-    for m in run.market_names():
-        gaps = [abs(r["mark_price"] - r["index_price"]) / r["index_price"] for r in run.rows
-                if r["market"] == m and r["index_price"]]
-        out[m] = 100.0 * max(gaps) if gaps else None
-    return out
+    premiums = run.steps.mark_premium
+    return {m: 100.0 * premiums[m] if m in premiums else None for m in run.market_names()}
 
 
 @SUMMARY_METRICS.metric("event_counts")
@@ -894,7 +937,6 @@ class Recorder:
         self.markets = [m.name for m in protocol.config.markets]
         self.contract_names = {address: name for name, address in protocol.addresses().items()}
         self.collector = STEP_METRICS
-        self.rows: list[dict[str, Any]] = []
         self.tally = RunTally()
         self.delays: list[int] = []
         self.pending: dict[Subaccount, int] = {}  # subaccount -> block first seen liquidatable
@@ -910,6 +952,7 @@ class Recorder:
             vault_share_price=from_wad(protocol.vault.call("share_price")),
             insurance_balance=protocol.insurance_balance(),
         )
+        self.steps = StepDigest(self.markets, self.baseline.insurance_balance)  # steps.csv's rows, as the summary reads them
         self._write_status("running")
         self._steps_file = open(self.run_dir / STEPS_FILE, "w", newline="")  # noqa: SIM115 - open for the whole run
         self._events_file = open(self.run_dir / EVENTS_FILE, "w", newline="")  # noqa: SIM115
@@ -940,7 +983,7 @@ class Recorder:
         self._write_events(events)
         self._steps_file.write("".join(csv_line(row.values()) for row in rows))
         self._flush()
-        self.rows.extend(rows)
+        self.steps.fold(rows)
         self.last_step = step
         for observer in self.observers:
             observer.observe(view)
@@ -1009,19 +1052,18 @@ class Recorder:
         for observer in self.observers:
             observed.update(observer.summary_fields() if hasattr(observer, "summary_fields") else {})
         metrics, metric_errors = SUMMARY_METRICS.collect(RunView(
-            self.protocol, self.participants, self.rows, self.tally, self.baseline, self.delays, self.pending,
+            self.protocol, self.participants, self.steps, self.tally, self.baseline, self.delays, self.pending,
             observed))
-        blocks = [r["block"] for r in self.rows]
         summary: dict[str, Any] = {
             "scenario": self.meta.get("scenario"),
             "seed": self.meta.get("seed"),
             "backend": self.meta.get("backend"),
             "status": status,
             "error": error,
-            "steps_recorded": len({r["step"] for r in self.rows}),
+            "steps_recorded": self.steps.steps,
             "last_step": self.last_step,
-            "first_block": blocks[0] if blocks else None,
-            "last_block": blocks[-1] if blocks else None,
+            "first_block": self.steps.first_block,
+            "last_block": self.steps.last_block,
             **metrics,
         }
         if metric_errors:
@@ -1053,7 +1095,7 @@ class Recorder:
             "status": status,
             "error": error,
             "last_step": self.last_step,
-            "steps_recorded": len({r["step"] for r in self.rows}),
+            "steps_recorded": self.steps.steps,
             "started_at": self._started_at,
             "updated_at": _now(),
             "elapsed_seconds": round(elapsed, 3),
