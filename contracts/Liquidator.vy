@@ -14,8 +14,12 @@
           than `min_position_notional` would remain. The fee (a share of the notional
           closed) goes to the keeper and the InsuranceFund; the fund tops the keeper's share
           up to `min_keeper_fee`, so liquidating an account under water still pays.
-        - A liquidation limit (after Synthetix's): per block, a market closes at most
-          `liquidation_limit_scalar * taker_fee * skew_scale` base units by liquidation. A
+        - A liquidation limit (after Synthetix's): per window, a market closes at most
+          `liquidation_limit_scalar * taker_fee * skew_scale` base units by liquidation. The
+          window is the current block (`liquidation_window` 0), or the trailing
+          `liquidation_window` seconds, as Synthetix v3 sums the liquidations of its last
+          `maxSecondsInLiquidationWindow` (its cap, (maker + taker fee) * skew_scale *
+          multiplier * seconds, is this scalar's limit for the whole window). A
           keeper who sells Q before a long's liquidation of q and buys back after earns
           Q * q / skew_scale of the index from the skew the liquidation moved, and pays a
           taker fee on both legs; Synthetix bounds q by (maker + taker fee) * skew_scale, but
@@ -30,6 +34,12 @@
           a profitable opposite position, both at the bankruptcy price, no more than leaves the
           target at or above maintenance margin: ADL never makes its target liquidatable, let
           alone leaves it under water.
+        - `deleverage_by_pnl` (GMX v2's ADL by PnL factor): when the traders' net unrealised
+          PnL in a market exceeds `adl_pnl_factor` of the Vault's value before it (GMX's
+          pnlToPoolFactor over maxPnlFactorForAdl), anyone may close profitable positions
+          against the Vault at the fill price a close gets, without a fee, until the factor
+          is down to `adl_pnl_factor_after` (minPnlFactorAfterAdl); each close must lower the
+          factor. Keepers pick the most profitable positions first.
 @dev Liquidation parameters live here, per market, not in the Exchange's MarketParams.
 """
 
@@ -43,11 +53,16 @@ import modules.ownable as ownable
 interface ILens:  # the Exchange's lens (ExchangeLens), where the views the Exchange does not need live
     def position_pnl(owner: address, subaccount: uint256, market: uint256) -> int256: view
 
+interface IVaultPnl:
+    def market_pnl(market: uint256) -> (int256, int256): view
+
 initializes: ownable
 exports: (ownable.owner, ownable.transfer_ownership)
 
 # ---------------------------------------------------------------- CONSTANTS
 SHRINK_STEPS: constant(uint256) = 16  # halvings a partial close may take to stay within its equity
+HISTORY: constant(uint256) = 16  # blocks with liquidations a trailing window remembers per market
+MAX_WINDOW: constant(uint256) = 10**9  # seconds (about 32 years)
 
 # ---------------------------------------------------------------- STRUCTS
 struct LiquidationParams:
@@ -56,7 +71,10 @@ struct LiquidationParams:
     min_position_notional: uint256    # USD 1e18; close all if less would remain
     liquidate_when_invalid: bool      # keep liquidating on the last valid price while the feed is invalid
     min_keeper_fee: uint256           # USD 1e18; the fund tops the keeper's share up to it
-    liquidation_limit_scalar: uint256  # 1e18; per-block limit = scalar * taker_fee * skew_scale; 0: none
+    liquidation_limit_scalar: uint256  # 1e18; per-window limit = scalar * taker_fee * skew_scale; 0: none
+    liquidation_window: uint256   # seconds the limit's trailing window spans; 0: the current block
+    adl_pnl_factor: uint256       # 1e18; traders' PnL over the Vault's value above it starts ADL; 0: off
+    adl_pnl_factor_after: uint256  # 1e18; ADL by PnL runs until the factor is down to it
 
 struct BankruptBook:
     size: int256           # sum of the bankrupt positions' sizes, base units 1e18
@@ -68,13 +86,21 @@ struct Window:
     block_number: uint256  # the block the count is for
     closed: uint256        # base units 1e18 liquidated in that block
 
+struct Closed:
+    timestamp: uint256     # the block's time, unix seconds; 0: an empty slot
+    closed: uint256        # base units 1e18 liquidated in that block (and any carried into it)
+
 # ---------------------------------------------------------------- IMMUTABLES
 EXCHANGE: public(immutable(IExchangeCore))  # the Exchange this contract liquidates for
 
 # ---------------------------------------------------------------- STORAGE
 params: public(HashMap[uint256, LiquidationParams])  # market id -> parameters (units: LiquidationParams)
-bankrupt_books: public(HashMap[uint256, HashMap[bool, BankruptBook]])  # market id, long side -> book (units: BankruptBook)
+# reentrant: the Vault's NAV reads the books, and ADL by PnL reads the NAV mid-call
+bankrupt_books: public(reentrant(HashMap[uint256, HashMap[bool, BankruptBook]]))  # market id, long side -> book (units: BankruptBook)
 windows: public(HashMap[uint256, Window])  # market id -> what the last block with a liquidation closed
+history: public(HashMap[uint256, Closed[HISTORY]])  # market id -> a trailing window's blocks (a ring)
+history_head: public(HashMap[uint256, uint256])  # market id -> the newest slot of `history`
+adl_active: public(HashMap[uint256, bool])  # market id -> ADL by PnL started and not yet down to its after-factor
 
 # ---------------------------------------------------------------- EVENTS
 event ParamsSet:
@@ -109,6 +135,16 @@ event Deleverage:
     price: uint256             # the bankruptcy price, USD 1e18
     deficit_covered: uint256   # USD 1e18
 
+event PnlDeleverage:
+    owner: indexed(address)
+    subaccount: indexed(uint256)
+    market: indexed(uint256)
+    keeper: address
+    size: int256               # base units 1e18 traded: the opposite of the position's sign
+    price: uint256             # USD 1e18
+    pnl_factor: uint256        # before, 1e18
+    pnl_factor_after: uint256  # after, 1e18
+
 event Discharge:
     owner: indexed(address)
     subaccount: indexed(uint256)
@@ -138,7 +174,9 @@ def set_params(market: uint256, params: LiquidationParams):
     assert market < staticcall EXCHANGE.market_count(), "liquidator: unknown market"
     assert params.liquidation_fee < c.WAD, "liquidator: fee too high"
     assert params.keeper_fee_share <= c.WAD, "liquidator: share above 100%"
-    assert max(params.min_keeper_fee, params.liquidation_limit_scalar) <= 10**36, "liquidator: parameter too large"
+    assert max(max(params.min_keeper_fee, params.liquidation_limit_scalar), params.adl_pnl_factor) <= 10**36, "liquidator: parameter too large"
+    assert params.liquidation_window <= MAX_WINDOW, "liquidator: window too long"
+    assert params.adl_pnl_factor_after <= params.adl_pnl_factor, "liquidator: adl after-factor above factor"
     self.params[market] = params
     log ParamsSet(market=market, params=params)
 
@@ -214,7 +252,7 @@ def liquidate(owner: address, subaccount: uint256, market: uint256, max_size: ui
             self._enter_book(owner, subaccount, market, 1)
             log Bankruptcy(owner=owner, subaccount=subaccount, market=market, keeper=msg.sender, shortfall=shortfall)
             return 0
-    self._use_capacity(market, close)
+    self._use_capacity(market, close, lp.liquidation_window)
 
     fee: uint256 = (close * mark // c.WAD * lp.liquidation_fee + c.WAD * precision - 1) // (c.WAD * precision)
     if not last:
@@ -300,6 +338,70 @@ def deleverage(bankrupt_owner: address, bankrupt_subaccount: uint256, target_own
 
 
 @external
+def deleverage_by_pnl(owner: address, subaccount: uint256, market: uint256, max_size: uint256) -> uint256:
+    """
+    @notice GMX v2's ADL by PnL factor: while the traders' net unrealised PnL in `market` is
+            above `adl_pnl_factor` of the Vault's value before it, or ADL has started and the
+            factor is not yet down to `adl_pnl_factor_after`, close up to `max_size` of a
+            profitable position against the Vault at the fill price a close gets, no fee. It
+            closes no more than brings the factor to the after-factor, and must lower it.
+            Anyone may call it; keepers pick the most profitable positions first.
+    @param owner The position's owner.
+    @param subaccount The subaccount.
+    @param market The market.
+    @param max_size Base units 1e18 at most.
+    @return Base units closed; 0 when the factor was already down to the after-factor, which
+            ends this round of ADL.
+    """
+    lp: LiquidationParams = self.params[market]
+    assert lp.adl_pnl_factor > 0, "liquidator: adl by pnl off"
+    index: uint256 = 0
+    valid: bool = False
+    index, valid = extcall EXCHANGE.accrue(market)
+    assert valid, "liquidator: feed invalid"
+    pnl: int256 = 0
+    pool: int256 = 0
+    pnl, pool = staticcall IVaultPnl(staticcall EXCHANGE.VAULT()).market_pnl(market)
+    factor: uint256 = self._factor(pnl, pool)
+    assert self.adl_active[market] or factor > lp.adl_pnl_factor, "liquidator: pnl factor below adl"
+    if factor <= lp.adl_pnl_factor_after:
+        self.adl_active[market] = False
+        return 0
+    self.adl_active[market] = True
+    assert not (staticcall EXCHANGE.accounts(owner, subaccount)).bankrupt, "liquidator: account bankrupt"
+    pos: IExchangeCore.Position = staticcall EXCHANGE.positions(owner, subaccount, market)
+    gain: int256 = staticcall ILens(staticcall EXCHANGE.LENS()).position_pnl(owner, subaccount, market)
+    assert pos.size != 0 and gain > 0, "liquidator: target not profitable"
+    # each unit closed takes its share of the position's PnL off the market's: close what
+    # brings the PnL to after-factor * pool, the pool (the Vault before this PnL) unchanged
+    size: uint256 = convert(abs(pos.size), uint256)
+    excess: uint256 = convert(pnl - convert(lp.adl_pnl_factor_after, int256) * pool // c.IWAD, uint256)
+    g: uint256 = convert(gain, uint256)
+    close: uint256 = min(min(size, max_size), (excess * size + g - 1) // g)
+    if (size - close) * (staticcall EXCHANGE.mark_price(market)) // c.WAD < lp.min_position_notional:
+        close = min(size, max_size)
+    assert close > 0, "liquidator: zero size"
+    before: IExchangeCore.Health = staticcall EXCHANGE.health(owner, subaccount)
+    state: IExchangeCore.MarketState = staticcall EXCHANGE.market_states(market)
+    delta: int256 = -convert(close, int256) if pos.size > 0 else convert(close, int256)
+    price: uint256 = pm.fill_price(index, convert(state.oi_long, int256) - convert(state.oi_short, int256),
+                                   (staticcall EXCHANGE.markets(market)).skew_scale, delta)
+    extcall EXCHANGE.liquidation_fill(owner, subaccount, market, delta, price, msg.sender, 0, 0, 0)
+    after: IExchangeCore.Health = staticcall EXCHANGE.health(owner, subaccount)
+    # like the bankrupt ADL, it never makes a healthy target liquidatable
+    assert after.equity >= convert(after.maintenance_margin, int256) \
+        or before.equity < convert(before.maintenance_margin, int256), "liquidator: adl leaves target liquidatable"
+    pnl, pool = staticcall IVaultPnl(staticcall EXCHANGE.VAULT()).market_pnl(market)
+    factor_after: uint256 = self._factor(pnl, pool)
+    assert factor_after < factor, "liquidator: adl did not lower pnl factor"
+    if factor_after <= lp.adl_pnl_factor_after:
+        self.adl_active[market] = False
+    log PnlDeleverage(owner=owner, subaccount=subaccount, market=market, keeper=msg.sender, size=delta,
+                      price=price, pnl_factor=factor, pnl_factor_after=factor_after)
+    return close
+
+
+@external
 def discharge(owner: address, subaccount: uint256):
     """
     @notice A bankrupt subaccount whose equity has come back to zero or more leaves
@@ -381,6 +483,21 @@ def bankruptcy_price(owner: address, subaccount: uint256, market: uint256) -> ui
                                   staticcall EXCHANGE.mark_price(market))
 
 
+@view
+@external
+def pnl_factor(market: uint256) -> uint256:
+    """
+    @notice The traders' net unrealised PnL in `market` over the Vault's value before it
+            (GMX's pnlToPoolFactor): what `deleverage_by_pnl` compares with its factors.
+    @param market The market.
+    @return 1e18 == 100%; 0 when the traders are not in profit; max_value when the Vault is worth nothing without it.
+    """
+    pnl: int256 = 0
+    pool: int256 = 0
+    pnl, pool = staticcall IVaultPnl(staticcall EXCHANGE.VAULT()).market_pnl(market)
+    return self._factor(pnl, pool)
+
+
 # ================================================================ INTERNAL
 @view
 @internal
@@ -401,7 +518,7 @@ def _close_size(market: uint256, h: IExchangeCore.Health, mark: uint256, size: u
 @view
 @internal
 def _capacity(market: uint256, lp: LiquidationParams) -> uint256:
-    """Base units this market may still liquidate in this block (no limit without a scalar or a taker fee)."""
+    """Base units this market may still liquidate in its window (no limit without a scalar or a taker fee)."""
     if lp.liquidation_limit_scalar == 0:
         return max_value(uint256)
     p: IExchangeCore.MarketParams = staticcall EXCHANGE.markets(market)
@@ -409,16 +526,41 @@ def _capacity(market: uint256, lp: LiquidationParams) -> uint256:
     if limit == 0:
         return max_value(uint256)
     used: uint256 = 0
-    if self.windows[market].block_number == block.number:
-        used = self.windows[market].closed
+    if lp.liquidation_window == 0:
+        if self.windows[market].block_number == block.number:
+            used = self.windows[market].closed
+    else:
+        # Synthetix sums its liquidations back to `maxSecondsInLiquidationWindow` ago
+        i: uint256 = self.history_head[market]
+        for _: uint256 in range(HISTORY):
+            entry: Closed = self.history[market][i]
+            if entry.timestamp == 0 or block.timestamp >= entry.timestamp + lp.liquidation_window:
+                break
+            used += entry.closed
+            i = (i + HISTORY - 1) % HISTORY
     return limit - min(used, limit)
 
 
 @internal
-def _use_capacity(market: uint256, closed: uint256):
-    if self.windows[market].block_number != block.number:
-        self.windows[market] = Window(block_number=block.number, closed=0)
-    self.windows[market].closed += closed
+def _use_capacity(market: uint256, closed: uint256, window: uint256):
+    """Count `closed` against this block (window 0) or the trailing window's newest block."""
+    if window == 0:
+        if self.windows[market].block_number != block.number:
+            self.windows[market] = Window(block_number=block.number, closed=0)
+        self.windows[market].closed += closed
+        return
+    head: uint256 = self.history_head[market]
+    if self.history[market][head].timestamp == block.timestamp:
+        self.history[market][head].closed += closed
+        return
+    head = (head + 1) % HISTORY
+    oldest: Closed = self.history[market][head]
+    if oldest.timestamp > 0 and block.timestamp < oldest.timestamp + window:
+        # the ring is full of blocks inside the window: the oldest's count moves to the
+        # newest rather than drop out early, so the limit errs strict
+        closed += oldest.closed
+    self.history[market][head] = Closed(timestamp=block.timestamp, closed=closed)
+    self.history_head[market] = head
 
 
 @internal
@@ -433,6 +575,17 @@ def _enter_book(owner: address, subaccount: uint256, market: uint256, sign: int2
     book.collateral += sign * collateral
     book.funding_entry += sign * fm.mul_down(pos.size, pos.funding_entry)
     self.bankrupt_books[market][pos.size > 0] = book
+
+
+@pure
+@internal
+def _factor(pnl: int256, pool: int256) -> uint256:
+    """PnL over pool, 1e18; 0 when the PnL is not positive, max_value when the pool is not."""
+    if pnl <= 0:
+        return 0
+    if pool <= 0:
+        return max_value(uint256)
+    return convert(pnl * c.IWAD // pool, uint256)
 
 
 @pure

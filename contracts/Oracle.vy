@@ -26,6 +26,11 @@
      stands in whenever fewer than `min_reporters` reports are fresh. Either way a pool's
      price goes through the same deviation guard, breach and band as a median; the pool's
      price takes the median's place. With no pool named (the default) nothing changes.
+     A feed's `min_price` (0: none) is a floor the feed never reports through: a median (or
+     pool price) below it starts a breach that `breach_timeout` never accepts, so the feed
+     is invalid until a median at or above the floor is accepted (or the owner lowers the
+     floor). Chainlink's minAnswer instead clamps the answer to the floor, which let Venus
+     value LUNA at $0.10 while it traded far below; this guard stops the feed instead.
 """
 
 from interfaces import IOracle
@@ -53,6 +58,7 @@ struct FeedConfig:
     breach_timeout: uint256   # seconds a breach must persist before it is accepted; 0 = never
     observation_spacing: uint256  # minimum seconds between TWAP observations
     worse_price_when_invalid: bool  # report the disputed band while invalid (a defence; True is safe)
+    min_price: uint256        # USD 1e18; a median below it is a breach, never accepted nor clamped; 0: none
 
 struct Report:
     price: uint256            # USD 1e18
@@ -114,6 +120,11 @@ event DeviationBreach:
     median: uint256          # USD 1e18
     last_price: uint256      # the guard's reference, USD 1e18
 
+event MinPriceBreach:
+    asset: indexed(uint256)
+    median: uint256          # USD 1e18
+    min_price: uint256       # the feed's floor, USD 1e18
+
 event BreachCleared:
     asset: indexed(uint256)
     price: uint256           # USD 1e18
@@ -170,6 +181,7 @@ def set_feed(asset: uint256, config: FeedConfig):
     assert config.max_age > 0, "oracle: zero max_age"
     assert config.min_reporters > 0 and config.min_reporters <= MAX_REPORTERS, "oracle: bad min_reporters"
     assert max(config.max_age, max(config.breach_timeout, config.observation_spacing)) <= MAX_DURATION, "oracle: duration too long"
+    assert config.min_price <= MAX_PRICE, "oracle: min price too large"
     self.feeds[asset] = config
     log FeedSet(asset=asset, max_age=config.max_age, min_reporters=config.min_reporters,
                 max_deviation=config.max_deviation, breach_timeout=config.breach_timeout)
@@ -188,6 +200,7 @@ def clear_breach(asset: uint256):
     usable: bool = False
     price, count, usable = self._candidate(asset)
     assert usable, "oracle: too few fresh reports"
+    assert price >= self.feeds[asset].min_price, "oracle: below min price"
     self._accept(asset, price, count, True)
     log BreachCleared(asset=asset, price=price)
 
@@ -467,6 +480,13 @@ def _submit(asset: uint256):
         median = self._pool_price(asset)
         if median == 0:
             return
+    if median < self.feeds[asset].min_price:
+        # below the floor: a breach (restarted at each new level) that no timeout accepts
+        if s.breach_since == 0 or s.breach_price != median:
+            self.state[asset].breach_since = block.timestamp
+            self.state[asset].breach_price = median
+            log MinPriceBreach(asset=asset, median=median, min_price=self.feeds[asset].min_price)
+        return
     reference: uint256 = s.reference
     if reference == 0:
         reference = s.price  # the feed's first block: the first accepted price

@@ -241,6 +241,24 @@ def share_price() -> uint256:
 
 @view
 @external
+def market_pnl(market: uint256) -> (int256, int256):
+    """
+    @notice The traders' net unrealised PnL in `market` (net of funding, at the bid, as NAV
+            counts it) and the Vault's value before it (bid NAV plus that PnL): GMX's pnl
+            and pool value, whose ratio starts ADL by PnL (Liquidator.deleverage_by_pnl).
+    @param market The market id.
+    @return (PnL, value before it), USD 1e18.
+    """
+    assert self.exchange != empty(address), "vault: no exchange"
+    ex: IExchange = IExchange(self.exchange)
+    assert market < staticcall ex.market_count(), "vault: unknown market"
+    pnl: int256 = self._traders_value(ex, IOracle(staticcall ex.oracle()), ILiquidator(staticcall ex.liquidator()),
+                                      market, False)
+    return pnl, self._nav(False) + pnl
+
+
+@view
+@external
 def token_balance() -> uint256:
     """
     @notice Tokens held (6 decimals).

@@ -84,8 +84,22 @@ class MarketConfig(BaseModel):
     min_keeper_fee: Number = Field(1.0, ge=0, le=MAX_PARAM,
                                    description="USD; the insurance fund tops a keeper's fee up to it")
     liquidation_limit_scalar: Number = Field(
-        1.0, ge=0, le=MAX_PARAM, description="per block, liquidations close at most this x taker_fee x "
-        "skew_scale base units (Synthetix), so trading around a liquidation cannot beat its fees; 0 = no limit")
+        1.0, ge=0, le=MAX_PARAM, description="per window (liquidation_window), liquidations close at most this x "
+        "taker_fee x skew_scale base units (Synthetix), so trading around a liquidation cannot beat its fees; "
+        "0 = no limit")
+    liquidation_window: Integer = Field(
+        0, ge=0, le=MAX_DURATION, description="seconds of the liquidation limit's trailing window (Synthetix's "
+        "maxSecondsInLiquidationWindow); 0 = the current block")
+    adl_pnl_factor: Number = Field(
+        0.0, ge=0, le=MAX_PARAM, description="ADL by PnL (GMX v2 maxPnlFactorForAdl): when the traders' net "
+        "unrealised PnL in the market exceeds this fraction of the Vault's value before it, keepers close the most "
+        "profitable positions at the close price; 0 = off")
+    adl_pnl_factor_after: Number = Field(
+        0.0, ge=0, le=MAX_PARAM, description="ADL by PnL runs until the factor is down to this (GMX "
+        "minPnlFactorAfterAdl); at most adl_pnl_factor")
+    min_price_fraction: Number = Field(
+        0.0, ge=0, le=1, description="the oracle feed's floor as a fraction of initial_price (Chainlink's minAnswer, "
+        "e.g. 0.1 / 80 for LUNA's $0.10 at $80): a median below it makes the feed invalid, never clamped; 0 = none")
     spot_pool_liquidity: Number = Field(
         0.0, ge=0, le=MAX_USD, description="USD on each side of the market's SpotPool (its depth), seeded at "
         "initial_price; 0 = no pool")
@@ -131,6 +145,18 @@ class MarketConfig(BaseModel):
         if 0 < self.max_leverage < 1:
             raise ValueError(f"max_leverage ({self.max_leverage}) must be 0 (off) or at least 1")
         return self
+
+    @model_validator(mode="after")
+    def _adl_factors_ordered(self) -> MarketConfig:
+        if self.adl_pnl_factor_after > self.adl_pnl_factor:
+            raise ValueError(f"adl_pnl_factor_after ({self.adl_pnl_factor_after}) must be at most adl_pnl_factor "
+                             f"({self.adl_pnl_factor})")
+        return self
+
+    @property
+    def min_price(self) -> float:
+        """The oracle feed's floor, USD (0: none)."""
+        return self.min_price_fraction * self.initial_price
 
     @model_validator(mode="after")
     def _pool_consistent(self) -> MarketConfig:
@@ -207,6 +233,9 @@ class MarketConfig(BaseModel):
             self.liquidate_when_invalid,
             to_wad(self.min_keeper_fee),
             to_wad(self.liquidation_limit_scalar),
+            self.liquidation_window,
+            to_wad(self.adl_pnl_factor),
+            to_wad(self.adl_pnl_factor_after),
         )
 
 
@@ -226,9 +255,10 @@ class OracleConfig(BaseModel):
         True, description="while a feed is invalid, value leaves at the worse end of the disputed band "
         "(the last price and the fresh median); false: at the last accepted price")
 
-    def feed_config(self) -> tuple:
+    def feed_config(self, min_price: float = 0.0) -> tuple:
+        """The Oracle's FeedConfig struct, with a market's floor (`min_price`, USD; 0: none)."""
         return (self.max_age, self.min_reporters, to_wad(self.max_deviation), self.breach_timeout,
-                self.observation_spacing, self.worse_price_when_invalid)
+                self.observation_spacing, self.worse_price_when_invalid, to_wad(min_price))
 
 
 class ProtocolConfig(BaseModel):
@@ -357,7 +387,7 @@ def deployment_plan(config: ProtocolConfig) -> list[DeployStep | CallStep]:
     reporters = [reporter_role(i) for i in range(config.reporters)]
     steps += [CallStep("Oracle", "set_reporter", (RoleAddress(r), True)) for r in reporters]
     for asset_id, market in enumerate(config.markets):
-        steps.append(CallStep("Oracle", "set_feed", (asset_id, config.oracle.feed_config())))
+        steps.append(CallStep("Oracle", "set_feed", (asset_id, config.oracle.feed_config(market.min_price))))
         steps += [CallStep("Oracle", "report", (asset_id, to_wad(market.initial_price)), sender=r) for r in reporters]
         if market.spot_pool_liquidity > 0:
             steps += _pool_steps(asset_id, market)
@@ -779,6 +809,38 @@ class Protocol:
             "deleverage", bankrupt[0], bankrupt[1], target[0], target[1], self.market(market), size_wad, sender=keeper)
         return from_wad(receipt.return_value)
 
+    def deleverage_by_pnl(self, keeper: str, owner: str, market: str | int, subaccount: int = 0,
+                          max_size: float | None = None) -> float:
+        """ADL by PnL factor (GMX v2): close up to `max_size` of a profitable position while the
+        market's PnL factor calls for it; returns base units closed (0: the factor was already
+        down to adl_pnl_factor_after, which ends the round)."""
+        _non_negative(subaccount=subaccount, max_size=max_size)
+        size = MAX_UINT if max_size is None else to_wad(max_size)
+        receipt = self.liquidator.transact("deleverage_by_pnl", owner, subaccount, self.market(market), size,
+                                           sender=keeper)
+        return from_wad(receipt.return_value)
+
+    def pnl_factor(self, market: str | int) -> float:
+        """The traders' net unrealised PnL in `market` over the Vault's value before it (inf
+        when the Vault is worth nothing without it), as ADL by PnL reads it."""
+        factor = self.liquidator.call("pnl_factor", self.market(market))
+        return float("inf") if factor == MAX_UINT else from_wad(factor)
+
+    def pnl_adl_excess(self, market: str | int) -> float:
+        """USD of the traders' PnL in `market` that ADL by PnL would shed now (down to
+        adl_pnl_factor_after of the Vault's value before it); 0 when it would not act: off,
+        or the factor at most adl_pnl_factor with no round under way."""
+        m = self.market(market)
+        params = self.liquidator.call("params", m)
+        start, after = params[-2], params[-1]
+        if start == 0:
+            return 0.0
+        factor = self.liquidator.call("pnl_factor", m)
+        if not (factor > start or (factor > after and self.liquidator.call("adl_active", m))):
+            return 0.0
+        pnl, pool = self.vault.call("market_pnl", m)
+        return max(from_wad(pnl) - from_wad(after) * from_wad(pool), 0.0)
+
     def discharge(self, keeper: str, owner: str, subaccount: int = 0) -> None:
         """A bankrupt subaccount whose equity has recovered leaves bankruptcy."""
         _non_negative(subaccount=subaccount)
@@ -958,6 +1020,21 @@ class Protocol:
             leverage = h.notional / h.equity if h.equity > 0 else float("inf")
             candidates.append(AdlCandidate(owner, sub, from_wad(size_wad), pnl, leverage))
         return sorted(candidates, key=lambda c: (-c.score, c.owner, c.subaccount))
+
+
+    def pnl_ranking(self, market: str | int) -> list[AdlCandidate]:
+        """Profitable positions in `market` of subaccounts that are not bankrupt, most
+        profitable first: the targets of ADL by PnL. Sizes from the index, PnL from the chain."""
+        m = self.market(market)
+        candidates = []
+        for owner, sub in self.accounts_with_positions():
+            size_wad = self.index.size(owner, sub, m)
+            if size_wad == 0 or self.index.is_bankrupt(owner, sub):
+                continue
+            pnl = self.position_pnl(owner, m, sub)
+            if pnl > 0:
+                candidates.append(AdlCandidate(owner, sub, from_wad(size_wad), pnl, 1.0))
+        return sorted(candidates, key=lambda c: (-c.pnl, c.owner, c.subaccount))
 
 
 # ---------------------------------------------------------------------- the off-chain index

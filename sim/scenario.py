@@ -386,8 +386,20 @@ class Defences(BaseModel):
     allow_unrealized_withdrawal: Flag | None = Field(None, description="every market's allow_unrealized_withdrawal")
     mark_mode: Literal["oracle", "premium", "median"] | None = Field(None, description="every market's mark_mode")
     liquidation_limit_scalar: Number | None = Field(
-        None, ge=0, le=MAX_PARAM, description="every market's liquidation_limit_scalar (Synthetix's per-block "
+        None, ge=0, le=MAX_PARAM, description="every market's liquidation_limit_scalar (Synthetix's per-window "
         "liquidation limit, against sandwiched liquidations); 0: off")
+    liquidation_window: Integer | None = Field(
+        None, ge=0, le=MAX_DURATION, description="every market's liquidation_window: seconds of the liquidation "
+        "limit's trailing window (Synthetix); 0: the current block")
+    adl_pnl_factor: Number | None = Field(
+        None, ge=0, le=MAX_PARAM, description="every market's adl_pnl_factor: ADL by PnL starts when the traders' "
+        "net PnL exceeds this fraction of the Vault's value before it (GMX v2); 0: off")
+    adl_pnl_factor_after: Number | None = Field(
+        None, ge=0, le=MAX_PARAM, description="every market's adl_pnl_factor_after: ADL by PnL runs until the "
+        "factor is down to this")
+    min_price_fraction: Number | None = Field(
+        None, ge=0, le=1, description="every market's min_price_fraction: the oracle feed's floor as a fraction of "
+        "its initial price; a median below it makes the feed invalid, never clamped; 0: off")
     min_keeper_fee: Number | None = Field(
         None, ge=0, le=MAX_PARAM, description="every market's min_keeper_fee: USD the fund tops a keeper's fee up to")
     max_funding_rate: Number | None = Field(
@@ -431,7 +443,8 @@ class Defences(BaseModel):
     MARKET_FIELDS: ClassVar[tuple[str, ...]] = ("liquidate_when_invalid", "allow_unrealized_withdrawal", "mark_mode",
                                                 "liquidation_limit_scalar", "min_keeper_fee", "pool_window", "max_oi",
                                                 "max_funding_rate", "oi_imf_lower", "oi_imf_upper", "max_oi_usd",
-                                                "max_oi_vault_factor", "max_leverage", "delist_move")
+                                                "max_oi_vault_factor", "max_leverage", "delist_move", "liquidation_window",
+                                                "adl_pnl_factor", "adl_pnl_factor_after", "min_price_fraction")
     PROTOCOL_FIELDS: ClassVar[tuple[str, ...]] = ("nav_at_close_price",)
 
     def oracle_changes(self) -> dict[str, Any]:

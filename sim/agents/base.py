@@ -242,6 +242,18 @@ class Settle(Action):
 
 
 @dataclass(frozen=True)
+class DeleverageByPnl(Action):
+    """Close a profitable position while the market's PnL factor calls for ADL (GMX v2)."""
+
+    target: tuple[str, int]
+    market: str
+    size: float | None = None
+
+    def execute(self, protocol: Protocol, account: str) -> Any:
+        return protocol.deleverage_by_pnl(account, self.target[0], self.market, self.target[1], self.size)
+
+
+@dataclass(frozen=True)
 class ReportPrice(Action):
     """A whitelisted reporter's price for a market's asset (USD)."""
 

@@ -17,6 +17,7 @@ from sim.agents.base import (
     Agent,
     AgentConfig,
     Deleverage,
+    DeleverageByPnl,
     ExecuteTrigger,
     Liquidate,
     Outcome,
@@ -151,7 +152,10 @@ class TriggerOrderKeeper(Keeper):
 
 class AdlKeeper(Keeper):
     """While a market carries a deficit, deleverages each bankrupt position against the best
-    opposite target by unrealised PnL times leverage (the facade's `adl_ranking`)."""
+    opposite target by unrealised PnL times leverage (the facade's `adl_ranking`). Where ADL by
+    PnL is on (a market's adl_pnl_factor, GMX v2), while the traders' PnL factor calls for it,
+    closes the most profitable positions first (`pnl_ranking`), as many as shed the PnL above
+    the after-factor."""
 
     kind = "adl_keeper"
 
@@ -182,4 +186,21 @@ class AdlKeeper(Keeper):
                         break
                 if len(actions) >= self.max_transactions:
                     return actions
+        for market in ctx.markets:
+            actions += self._by_pnl(ctx, market, self.max_transactions - len(actions))
+        return actions
+
+    @staticmethod
+    def _by_pnl(ctx: StepContext, market: str, budget: int) -> list[Action]:
+        """ADL by PnL in `market`: the most profitable positions, until their PnL covers what
+        the factor must shed (each close is capped on chain at what is left to shed)."""
+        if budget <= 0:
+            return []
+        excess = ctx.protocol.pnl_adl_excess(market)
+        actions: list[Action] = []
+        for target in ctx.protocol.pnl_ranking(market) if excess > 0 else []:
+            actions.append(DeleverageByPnl((target.owner, target.subaccount), market))
+            excess -= target.pnl
+            if excess <= 0 or len(actions) >= budget:
+                break
         return actions

@@ -188,13 +188,14 @@ def add_markets(n: int) -> Callable[[Ctx], None]:
     return prepare
 
 
-def _feed(max_age=120, min_reporters=1, max_deviation=0, breach_timeout=300, spacing=60, band=True) -> tuple:
-    return (max_age, min_reporters, max_deviation, breach_timeout, spacing, band)
+def _feed(max_age=120, min_reporters=1, max_deviation=0, breach_timeout=300, spacing=60, band=True,
+          min_price=0) -> tuple:
+    return (max_age, min_reporters, max_deviation, breach_timeout, spacing, band, min_price)
 
 
 def _liq(fee=to_wad(0.025), share=to_wad(0.5), min_notional=to_wad(10), when_invalid=True, min_keeper_fee=WAD,
-         limit_scalar=WAD) -> tuple:
-    return (fee, share, min_notional, when_invalid, min_keeper_fee, limit_scalar)
+         limit_scalar=WAD, window=0, adl_factor=0, adl_after=0) -> tuple:
+    return (fee, share, min_notional, when_invalid, min_keeper_fee, limit_scalar, window, adl_factor, adl_after)
 
 
 def _bankrupt_alice(c: Ctx) -> None:
@@ -412,7 +413,32 @@ CASES: list[Case] = [
                                                                                  MAX_UINT, MAX_UINT),
                                                        sender="owner"), "liquidator: fee too high"),
     *[Case(f"set_params max {name}", LQ, "set_params", tx(LQ, "set_params", 0, _liq(**{name: MAX_UINT}), sender="owner"),
-           "liquidator: parameter too large") for name in ("min_keeper_fee", "limit_scalar")],
+           "liquidator: parameter too large") for name in ("min_keeper_fee", "limit_scalar", "adl_factor")],
+    Case("set_params max window", LQ, "set_params", tx(LQ, "set_params", 0, _liq(window=MAX_UINT), sender="owner"),
+         "liquidator: window too long"),
+    Case("set_params adl after-factor above factor", LQ, "set_params",
+         tx(LQ, "set_params", 0, _liq(adl_factor=WAD // 2, adl_after=WAD // 2 + 1), sender="owner"),
+         "liquidator: adl after-factor above factor"),
+    Case("deleverage_by_pnl off", LQ, "deleverage_by_pnl",
+         with_ctx(LQ, "deleverage_by_pnl", lambda c: (c.alice, 0, 0, MAX_UINT), sender="keeper"),
+         "liquidator: adl by pnl off"),
+    Case("deleverage_by_pnl unknown market", LQ, "deleverage_by_pnl",
+         with_ctx(LQ, "deleverage_by_pnl", lambda c: (c.alice, 0, UNKNOWN, MAX_UINT), sender="keeper"),
+         "liquidator: adl by pnl off"),
+    Case("deleverage_by_pnl below the factor", LQ, "deleverage_by_pnl",
+         with_ctx(LQ, "deleverage_by_pnl", lambda c: (c.alice, 0, 0, MAX_UINT), sender="keeper"),
+         "liquidator: pnl factor below adl",
+         prepare=lambda c: c.protocol.liquidator.transact("set_params", 0, _liq(adl_factor=WAD // 2),
+                                                          sender=c.owner)),
+    Case("pnl_factor unknown market", LQ, "pnl_factor", view(LQ, "pnl_factor", UNKNOWN), "vault: unknown market"),
+    Case("history unknown market", LQ, "history", view(LQ, "history", UNKNOWN, 0), NOOP,
+         note="a storage getter: zeros", returns=(0, 0)),
+    Case("history past the ring", LQ, "history", view(LQ, "history", 0, 16), None,
+         note="a fixed array's getter past its end: the compiler's bounds check, no reason"),
+    Case("history_head unknown market", LQ, "history_head", view(LQ, "history_head", UNKNOWN), NOOP,
+         note="a storage getter: zeros", returns=0),
+    Case("adl_active unknown market", LQ, "adl_active", view(LQ, "adl_active", UNKNOWN), NOOP,
+         note="a storage getter: False", returns=False),
     Case("set_params keeper share above 100%", LQ, "set_params",
          tx(LQ, "set_params", 0, _liq(share=WAD + 1), sender="owner"), "liquidator: share above 100%"),
     Case("transfer_ownership wrong caller", LQ, "transfer_ownership",
@@ -506,7 +532,7 @@ CASES: list[Case] = [
          with_ctx(OR, "set_reporter", lambda c: (c.stranger, False), sender="owner"), NOOP, note="nothing to remove"),
     Case("set_feed wrong caller", OR, "set_feed", tx(OR, "set_feed", 0, _feed(), sender="stranger"),
          "ownable: caller is not the owner"),
-    Case("set_feed zeros", OR, "set_feed", tx(OR, "set_feed", 0, (0, 0, 0, 0, 0, False), sender="owner"),
+    Case("set_feed zeros", OR, "set_feed", tx(OR, "set_feed", 0, (0, 0, 0, 0, 0, False, 0), sender="owner"),
          "oracle: zero max_age"),
     Case("set_feed zero min_reporters", OR, "set_feed", tx(OR, "set_feed", 0, _feed(min_reporters=0), sender="owner"),
          "oracle: bad min_reporters"),
@@ -514,6 +540,8 @@ CASES: list[Case] = [
          "oracle: bad min_reporters"),
     *[Case(f"set_feed max {name}", OR, "set_feed", tx(OR, "set_feed", 0, _feed(**{name: MAX_UINT}), sender="owner"),
            "oracle: duration too long") for name in ("max_age", "breach_timeout", "spacing")],
+    Case("set_feed max min_price", OR, "set_feed", tx(OR, "set_feed", 0, _feed(min_price=MAX_UINT), sender="owner"),
+         "oracle: min price too large"),
     Case("clear_breach wrong caller", OR, "clear_breach", tx(OR, "clear_breach", 0, sender="stranger"),
          "ownable: caller is not the owner"),
     Case("clear_breach unknown asset", OR, "clear_breach", tx(OR, "clear_breach", UNKNOWN, sender="owner"),
@@ -583,6 +611,7 @@ CASES: list[Case] = [
          tx(VA, "transfer_ownership", "0x" + "00" * 20, sender="owner"), "ownable: new owner is the zero address"),
     Case("set_reserve_factor max", VA, "set_reserve_factor", tx(VA, "set_reserve_factor", MAX_UINT, sender="owner"),
          "vault: reserve factor too high"),
+    Case("market_pnl unknown market", VA, "market_pnl", view(VA, "market_pnl", UNKNOWN), "vault: unknown market"),
     Case("deposit (vault) zero", VA, "deposit", tx(VA, "deposit", 0, sender="lp"), "vault: zero amount"),
     Case("deposit (vault) max", VA, "deposit", tx(VA, "deposit", MAX_UINT, sender="lp"), "vault: amount too large"),
     Case("deposit (vault) without allowance", VA, "deposit", tx(VA, "deposit", ONE, sender="stranger"),

@@ -125,7 +125,7 @@ def test_liquidation_reverts(protocol: Protocol, fund, alice, bob, keeper):
     with reverts("liquidator: zero size"):
         protocol.liquidate(keeper, alice, "ETH", max_size=0)
     with reverts("ownable: caller is not the owner"):
-        protocol.liquidator.transact("set_params", 0, (0, 0, 0, True, 0, 0), sender=bob)
+        protocol.liquidator.transact("set_params", 0, (0, 0, 0, True, 0, 0, 0, 0, 0), sender=bob)
 
 
 def test_liquidation_when_feed_invalid(protocol: Protocol, fund, alice, keeper, chain, set_price):

@@ -12,7 +12,7 @@ from sim.units import WAD
 from tests.utils.asserts import reverts
 
 # max_age 60 s, 2 reporters, 10% deviation, 300 s cool-down, 30 s spacing, the disputed band while invalid
-FEED = (60, 2, WAD // 10, 300, 30, True)
+FEED = (60, 2, WAD // 10, 300, 30, True, 0)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_small_moves_pass_the_guard(oracle, chain):
 def test_twap(oracle, chain):
     """100 for 300 s then 200 for 100 s: TWAP over 400 s = (100*300 + 200*100) / 400 = 125."""
     o, owner, reps = oracle
-    o.transact("set_feed", 7, (60, 1, 0, 0, 0, True), sender=owner)
+    o.transact("set_feed", 7, (60, 1, 0, 0, 0, True, 0), sender=owner)
     _report(o, reps[:1], [100])
     for _ in range(5):
         chain.mine(60)
@@ -126,9 +126,9 @@ def test_reporter_rules(oracle, chain):
     with reverts("ownable: caller is not the owner"):
         o.transact("set_feed", 7, FEED, sender=stranger)
     with reverts("oracle: zero max_age"):
-        o.transact("set_feed", 7, (0, 1, 0, 0, 0, True), sender=owner)
+        o.transact("set_feed", 7, (0, 1, 0, 0, 0, True, 0), sender=owner)
     with reverts("oracle: bad min_reporters"):
-        o.transact("set_feed", 7, (60, 17, 0, 0, 0, True), sender=owner)
+        o.transact("set_feed", 7, (60, 17, 0, 0, 0, True, 0), sender=owner)
     o.transact("set_reporter", reps[0], False, sender=owner)
     assert o.call("is_reporter", reps[0]) is False
     with reverts("oracle: not a reporter"):
@@ -145,7 +145,7 @@ def test_price_band_while_a_breach_is_pending(oracle, chain):
     chain.mine(12)
     _report(o, reps[:2], [70, 70])
     assert o.call("price_band", 7) == (100 * WAD, 70 * WAD, 100 * WAD, False)
-    o.transact("set_feed", 7, FEED[:5] + (False,), sender=owner)
+    o.transact("set_feed", 7, FEED[:5] + (False, 0), sender=owner)
     assert o.call("price_band", 7) == (100 * WAD, 100 * WAD, 100 * WAD, False)
 
 

@@ -16,7 +16,7 @@ from tests.utils.pools import PoolSet, deploy_pool
 
 ASSET = 7
 # max_age 60 s, 2 reporters, 10% deviation, 300 s cool-down, 30 s spacing, the disputed band while invalid
-FEED = (60, 2, WAD // 10, 300, 30, True)
+FEED = (60, 2, WAD // 10, 300, 30, True, 0)
 ZERO = "0x" + "00" * 20
 
 

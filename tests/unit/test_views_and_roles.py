@@ -103,11 +103,11 @@ def test_every_owned_contract_transfers_ownership_alike(protocol: Protocol, owne
         assert (ev.args["previous_owner"], ev.args["new_owner"]) == (owner, bob)
         assert contract.call("owner") == bob
     with reverts("liquidator: unknown market"):
-        protocol.liquidator.transact("set_params", 9, (0, 0, 0, True, 0, 0), sender=bob)
+        protocol.liquidator.transact("set_params", 9, (0, 0, 0, True, 0, 0, 0, 0, 0), sender=bob)
     with reverts("liquidator: fee too high"):
-        protocol.liquidator.transact("set_params", 0, (WAD, 0, 0, True, 0, 0), sender=bob)
+        protocol.liquidator.transact("set_params", 0, (WAD, 0, 0, True, 0, 0, 0, 0, 0), sender=bob)
     with reverts("liquidator: share above 100%"):
-        protocol.liquidator.transact("set_params", 0, (0, WAD + 1, 0, True, 0, 0), sender=bob)
+        protocol.liquidator.transact("set_params", 0, (0, WAD + 1, 0, True, 0, 0, 0, 0, 0), sender=bob)
 
 
 def test_charge_fee_takes_no_more_than_the_equity(protocol: Protocol, fund, alice, owner, bob):
