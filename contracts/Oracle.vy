@@ -104,6 +104,7 @@ event FeedSet:
     min_reporters: uint256
     max_deviation: uint256   # 1e18 == 100%
     breach_timeout: uint256  # seconds
+    min_price: uint256       # USD 1e18; 0: no floor
 
 event PriceReported:
     asset: indexed(uint256)
@@ -184,7 +185,8 @@ def set_feed(asset: uint256, config: FeedConfig):
     assert config.min_price <= MAX_PRICE, "oracle: min price too large"
     self.feeds[asset] = config
     log FeedSet(asset=asset, max_age=config.max_age, min_reporters=config.min_reporters,
-                max_deviation=config.max_deviation, breach_timeout=config.breach_timeout)
+                max_deviation=config.max_deviation, breach_timeout=config.breach_timeout,
+                min_price=config.min_price)
 
 
 @external

@@ -28,12 +28,12 @@ PINNED_FILES = ("events.csv", "steps.csv", "summary.json")
 # calm: the benchmark's scenario; every trader kind's reads and risk rules, no liquidation.
 PINS: dict[tuple[str, int], dict[str, str]] = {
     ("flash-crash", 170): {
-        "events.csv": "d08526281bce5e7b366d200ba5599c4983654b83a4e5baaffce8c0a51d6cfc34",
+        "events.csv": "64c421810c33894f489e892b93e770fb7272322f58169dd890f22d02e8bb52f6",
         "steps.csv": "00b17ab88fd0c8a1774ef3ad71598e36b675fb885942bb921304469c2f9ba680",
         "summary.json": "55b6b1695fe2ce0ae2f4e808d4bcdc0e25fd67c233803b8beffebe8f4756b595",
     },
     ("calm", 150): {
-        "events.csv": "169623ef1abec20ac4677750c3f2d05354a26aeb1aa8369fdba4d9ac1e410a1c",
+        "events.csv": "ea1f2f1cd553eda0dd8f4146bf9607c68772a205eed86805faab5aeb5039fdb6",
         "steps.csv": "1aa193079ca1af71acf6d9ff24466bc5fc7651bdefe6956bf441c4024157c6a6",
         "summary.json": "f68525c9b03302931679f5e0e6369544adcc92de152ce72a26d10333e45f65c2",
     },

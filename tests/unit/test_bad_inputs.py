@@ -490,7 +490,7 @@ CASES: list[Case] = [
          with_ctx(LQ, "is_liquidatable", lambda c: (c.stranger, MAX_UINT), is_view=True), NOOP, note="False",
          returns=False),
     Case("params unknown market", LQ, "params", view(LQ, "params", UNKNOWN), NOOP, note="a storage getter: zeros",
-         returns=(0, 0, 0, False, 0, 0)),
+         returns=(0, 0, 0, False, 0, 0, 0, 0, 0)),
     # -- TriggerOrders
     Case("place unknown market", TR, "place", tx(TR, "place", 0, UNKNOWN, -WAD, WAD, 0, 0, 0), "triggers: unknown market"),
     Case("place zero size", TR, "place", tx(TR, "place", 0, 0, 0, WAD, 0, 0, 0), "triggers: zero size"),
@@ -584,7 +584,7 @@ CASES: list[Case] = [
       for fn, args, value in (("latest", (UNKNOWN,), (0, 0, False)), ("median", (UNKNOWN,), (0, 0)),
                               ("candidate", (UNKNOWN,), (0, 0, False)), ("sources", (UNKNOWN,), (ZERO_ADDRESS, 0, False)),
                               ("price_band", (UNKNOWN,), (0, 0, 0, False)), ("twap_capacity", (UNKNOWN,), 0),
-                              ("twap", (UNKNOWN, 600), 0), ("feeds", (UNKNOWN,), (0,) * 5 + (False,)),
+                              ("twap", (UNKNOWN, 600), 0), ("feeds", (UNKNOWN,), (0,) * 5 + (False, 0)),
                               ("state", (UNKNOWN,), (0,) * 9), ("observations", (UNKNOWN, 0), (0, 0)))],
     Case("twap max window", OR, "twap", view(OR, "twap", 0, MAX_UINT), NOOP,
          note="the average since the oldest observation kept: 100 s at 2,000, then 100 s at 2,100",
