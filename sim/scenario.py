@@ -447,6 +447,14 @@ class Defences(BaseModel):
                                                 "adl_pnl_factor", "adl_pnl_factor_after", "min_price_fraction")
     PROTOCOL_FIELDS: ClassVar[tuple[str, ...]] = ("nav_at_close_price",)
 
+    @model_validator(mode="after")
+    def _adl_factors_ordered(self) -> Defences:
+        if None not in (self.adl_pnl_factor, self.adl_pnl_factor_after) \
+                and self.adl_pnl_factor_after > self.adl_pnl_factor:  # type: ignore[operator]
+            raise ValueError(f"adl_pnl_factor_after ({self.adl_pnl_factor_after}) must be at most adl_pnl_factor "
+                             f"({self.adl_pnl_factor})")
+        return self
+
     def oracle_changes(self) -> dict[str, Any]:
         return {target: getattr(self, name) for name, target in self.ORACLE_FIELDS.items()
                 if getattr(self, name) is not None}

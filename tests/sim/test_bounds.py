@@ -127,13 +127,14 @@ AT_THE_BOUNDS = MarketConfig(
     insurance_fee_share=1.0, skew_scale=bounds.MAX_PARAM, max_oi=bounds.MAX_BASE_UNITS, max_funding_rate=bounds.MAX_PARAM,
     max_funding_velocity=bounds.MAX_PARAM, premium_half_life=2**63 - 1, twap_window=bounds.MAX_DURATION,
     liquidation_fee=0.999999, keeper_fee_share=1.0, min_position_notional=bounds.MAX_USD,
-    min_keeper_fee=bounds.MAX_PARAM, liquidation_limit_scalar=bounds.MAX_PARAM,
+    min_keeper_fee=bounds.MAX_PARAM, liquidation_limit_scalar=bounds.MAX_PARAM, liquidation_window=bounds.MAX_DURATION,
+    adl_pnl_factor=bounds.MAX_PARAM, adl_pnl_factor_after=bounds.MAX_PARAM,
 )
 AT_THE_LOWER_BOUNDS = MarketConfig(
     name="MIN", initial_price=bounds.MIN_FIXED_POINT, imf=2 * bounds.MIN_FIXED_POINT, mmf=bounds.MIN_FIXED_POINT,
     taker_fee=0.0, insurance_fee_share=0.0, skew_scale=bounds.MIN_FIXED_POINT, max_oi=0.0, max_funding_rate=0.0,
     max_funding_velocity=0.0, premium_half_life=0, twap_window=0, liquidation_fee=0.0, keeper_fee_share=0.0,
-    min_position_notional=0.0,
+    min_position_notional=0.0, min_price_fraction=1.0,  # the largest floor: the first price itself
 )
 ORACLE_AT_THE_BOUNDS = OracleConfig(max_age=bounds.MAX_DURATION, min_reporters=bounds.MAX_REPORTERS,
                                     max_deviation=bounds.MAX_PARAM, breach_timeout=bounds.MAX_DURATION,
@@ -166,9 +167,13 @@ def beyond(config: BaseModel, **changes: Any) -> Any:
     ("max_funding_rate", bounds.MAX_PARAM * 1.000001, "exchange: parameter too large"),
     ("max_funding_velocity", bounds.MAX_PARAM * 1.000001, "exchange: parameter too large"),
     ("premium_half_life", bounds.MAX_PARAM_WAD + 1, "exchange: parameter too large"),
+    ("liquidation_window", bounds.MAX_DURATION + 1, "liquidator: window too long"),
+    ("adl_pnl_factor", bounds.MAX_PARAM * 1.000001, "liquidator: parameter too large"),
+    ("adl_pnl_factor_after", bounds.MAX_PARAM * 1.000001, "liquidator: adl after-factor above factor"),
     ("liquidation_fee", 1.0, "liquidator: fee too high"),
     ("keeper_fee_share", 1.000001, "liquidator: share above 100%"),
     ("initial_price", bounds.MAX_PRICE_USD * 1.000001, "oracle: price too large"),
+    ("min_price_fraction", 1.000001, "oracle: min price too large"),
 ])
 def test_just_beyond_a_market_bound_the_contracts_refuse_too(field: str, value: float, reason: str) -> None:
     with pytest.raises(ValueError):

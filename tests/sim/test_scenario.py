@@ -122,6 +122,26 @@ def test_defences_map_onto_markets_and_oracle_and_conflicts_are_errors(tmp_path:
     assert len(lines) == 1 and "markets[0].mark_mode" in lines[0]
 
 
+def test_risk_defences_map_onto_markets_and_bad_values_name_the_field(tmp_path: Path) -> None:
+    """The Liquidator/Oracle-side defences: [defences] sets every market's parameter (the floor
+    as a fraction of each market's first price); a value out of range, or an after-factor above
+    the ADL factor, is refused naming the field, the value and what was expected."""
+    text = GOOD + ("\n[defences]\nliquidation_window = 60\nadl_pnl_factor = 0.45\nadl_pnl_factor_after = 0.4\n"
+                   "min_price_fraction = 0.01\n")
+    [market] = load_scenario(write(tmp_path, text)).protocol_config().markets
+    assert (market.liquidation_window, market.adl_pnl_factor, market.adl_pnl_factor_after) == (60, 0.45, 0.4)
+    assert market.min_price == pytest.approx(20.0)  # 1% of 2000
+    assert market.liquidation_params()[-3:] == (60, 45 * 10**16, 40 * 10**16)
+    for bad, field in (("liquidation_window = -1", "defences.liquidation_window"),
+                       ("min_price_fraction = 1.5", "defences.min_price_fraction"),
+                       ("adl_pnl_factor = \"high\"", "defences.adl_pnl_factor")):
+        lines = problems_of(write(tmp_path, GOOD + f"\n[defences]\n{bad}\n", "bad.toml"))
+        assert len(lines) == 1 and field in lines[0] and bad.split(" = ")[1] in lines[0], lines
+    lines = problems_of(write(tmp_path, GOOD + "\n[defences]\nadl_pnl_factor = 0.2\nadl_pnl_factor_after = 0.3\n",
+                              "order.toml"))
+    assert len(lines) == 1 and "adl_pnl_factor_after (0.3) must be at most adl_pnl_factor (0.2)" in lines[0], lines
+
+
 def test_correlated_process_covers_several_markets(tmp_path: Path) -> None:
     text = GOOD.replace('price = { kind = "gbm", mu = 0.0, sigma = 0.5 }',
                         'price = { kind = "correlated", assets = { ETH = [2000.0, 0.0, 0.6], BTC = [30000.0, 0.0, 0.5] }, '
