@@ -372,8 +372,10 @@ def deleverage_by_pnl(owner: address, subaccount: uint256, market: uint256, max_
     pos: IExchangeCore.Position = staticcall EXCHANGE.positions(owner, subaccount, market)
     gain: int256 = staticcall ILens(staticcall EXCHANGE.LENS()).position_pnl(owner, subaccount, market)
     assert pos.size != 0 and gain > 0, "liquidator: target not profitable"
-    # each unit closed takes its share of the position's PnL off the market's: close what
-    # brings the PnL to after-factor * pool, the pool (the Vault before this PnL) unchanged
+    # each unit closed takes its share of the position's PnL (at mark) off the market's: close
+    # what brings the PnL to after-factor * pool, the pool (the Vault before this PnL)
+    # unchanged. The NAV counts the book at its closing fill, so the factor lands near the
+    # after-factor, not on it; a round left above it goes on.
     size: uint256 = convert(abs(pos.size), uint256)
     excess: uint256 = convert(pnl - convert(lp.adl_pnl_factor_after, int256) * pool // c.IWAD, uint256)
     g: uint256 = convert(gain, uint256)
