@@ -257,3 +257,20 @@ def test_liquidation_window_counts_each_block(chain: Chain, protocol: Protocol, 
     chain.mine(30)  # the first block is now 60 s old: its 4 are free again, the 6 are not
     set_price("ETH", 1850)
     assert protocol.liquidate(keeper, alice, "ETH") == pytest.approx(4)
+
+
+def test_liquidation_window_errs_strict_when_its_ring_is_full(chain: Chain, protocol: Protocol, fund, alice, keeper,
+                                                              set_price):
+    """The Liquidator remembers 16 blocks per market: a 17th block with liquidations inside the
+    window carries the oldest block's count into its own instead of forgetting it, so the
+    window's capacity is never overstated (10 ETH less the 17 x 0.1 closed, not less 16 x 0.1)."""
+    _set_liquidation(protocol, liquidation_limit_scalar=2.0, liquidation_window=1_000)
+    fund(alice, 10_000)
+    protocol.trade(alice, "ETH", 45)
+    for _ in range(17):
+        chain.mine(1)
+        set_price("ETH", 1850)
+        assert protocol.liquidate(keeper, alice, "ETH", max_size=0.1) == pytest.approx(0.1)
+    chain.mine(1)
+    set_price("ETH", 1850)
+    assert protocol.liquidate(keeper, alice, "ETH") == pytest.approx(10 - 1.7)
