@@ -492,7 +492,9 @@ class ProtocolMachine(RuleBasedStateMachine):
     def lp_withdraw(self, lp: str, fraction: float, dust: bool = False) -> None:
         """Redeem `fraction` of the LP's shares (`dust`: one micro-share) at the bid NAV."""
         shares = self.protocol.vault.call("shares", lp)
-        amount = int(shares * fraction) // 10**12  # shares in micro-units: exact through the facade
+        # shares in micro-units (exact through the facade), never more than the LP holds: a float
+        # product rounds 1,000,000.000001e18 shares up past what is held
+        amount = min(int(shares * fraction), shares) // 10**12
         if dust and shares >= 10**12:
             amount = 1
         if amount == 0:
