@@ -218,7 +218,10 @@ def test_min_price_guard_stops_trading_on_the_market(chain: Chain, alice, bob):
 @pytest.mark.parametrize("window, after_one_block", [(0, True), (12, True), (60, False)])
 def test_liquidation_limit_window(chain: Chain, protocol: Protocol, fund, alice, bob, keeper, set_price,
                                   window: int, after_one_block: bool):
-    """The limit (2 x 0.05% x 10,000 = 10 ETH) holds over a trailing window of
+    """The liquidation limit (after Synthetix's): a market closes at most scalar x taker_fee x
+    skew_scale base units by liquidation (here 2 x 0.05% x 10,000 = 10 ETH), so a keeper trading
+    around a liquidation cannot earn more from the skew it moves than its round trip's fees; the
+    rest waits. The limit holds over a trailing window of
     liquidation_window seconds, as Synthetix v3 sums the last maxSecondsInLiquidationWindow:
     0 (today's per-block limit) or one block's 12 s frees it in the next block; 60 s keeps it
     spent until 60 s have passed."""

@@ -180,21 +180,3 @@ def test_bad_debt_paid_in_full_by_insurance(protocol: Protocol, fund, alice, kee
     assert protocol.deficit("ETH") == 0
 
 
-def test_liquidation_limit_per_block(chain, protocol: Protocol, fund, alice, bob, keeper, set_price):
-    """The liquidation limit (after Synthetix's): per block a market closes at most scalar x
-    taker_fee x skew_scale base units by liquidation (here 2 x 0.05% x 10,000 = 10 ETH), so a keeper
-    trading around a liquidation cannot earn more from the skew it moves than the fees of its
-    round trip. The rest waits for the next block."""
-    eth = protocol.config.markets[0]
-    protocol.set_market_params(eth.model_copy(update={"liquidation_limit_scalar": 2.0}))
-    fund(alice, 10_000)
-    fund(bob, 10_000)
-    protocol.trade(alice, "ETH", 45)
-    protocol.trade(bob, "ETH", 45)
-    set_price("ETH", 1850)
-    assert protocol.liquidate(keeper, alice, "ETH") == pytest.approx(10)
-    with reverts("liquidator: limit reached"):
-        protocol.liquidate(keeper, bob, "ETH")
-    chain.mine(12)
-    set_price("ETH", 1850)
-    assert protocol.liquidate(keeper, bob, "ETH") == pytest.approx(10)
