@@ -21,7 +21,11 @@ machine shared with other work: a process waiting for a core spends wall time, n
 - agent tx/s: transactions the agents sent (reverted ones included) over the loop's time, by
   the wall clock (what a user waits) and by CPU time (what it would be on an idle machine).
 - peak RSS of a whole run of calm as shipped at 2,000 and at 20,000 steps (each in its own
-  process) and their ratio: whether memory grows with the length of a run.
+  process) and their ratio: whether memory grows with the length of a run. Beside it, the
+  step loop's own peak (as the loop ends: the run's end then imports the report package,
+  pandas and matplotlib, about 110 MB whatever the length, to list the charts a report would
+  draw) and the trigger orders placed: pyrevm's database keeps every storage slot a run ever
+  touched, and each order is nine slots at an id never used again, so that is what grows.
 
 Not a test. `python -m benchmarks.throughput` (what `make bench` runs) measures calm at 100
 agents x 1,000 steps on revm and pyevm, the idle ratio at 300 steps and the two RSS runs;
@@ -262,16 +266,38 @@ def measure_idle(steps: int) -> dict[str, float]:
     return {"bare_ms": bare_ms, "idle_ms": idle_ms, "idle_ratio": idle_ms / bare_ms}
 
 
-def peak_rss_mb(steps: int) -> float:
-    """Peak resident memory (MB) of a whole run of calm as shipped, in its own process."""
+@dataclass(frozen=True)
+class MemoryRun:
+    peak_rss_mb: float  # the whole run's
+    loop_peak_rss_mb: float  # up to the end of the step loop (setup and loop)
+    trigger_orders: int  # placed by the agents (not reverted)
+
+
+def memory_run(steps: int) -> MemoryRun:
+    """Peak resident memory of a whole run of calm as shipped, in its own process."""
     out = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--rss-child", str(steps)],
                          check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    return MemoryRun(**json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def rss_child(steps: int) -> None:
-    run_loop(load_scenario("calm").with_overrides(steps=steps), "revm")
-    print(json.dumps({"peak_rss_mb": _peak_rss_kb() / 1024}))
+    """The child of `memory_run`: the run, then its figures as one JSON line."""
+    from sim.metrics import Recorder
+
+    loop_peak: list[float] = []
+    finish = Recorder.finish
+
+    def finish_(self: Recorder, *args: Any, **kwargs: Any) -> Any:
+        loop_peak.append(_peak_rss_kb() / 1024)  # the loop is over, the run's end not begun
+        return finish(self, *args, **kwargs)
+
+    Recorder.finish = finish_  # type: ignore[method-assign]  # this process runs nothing else
+    stats = run_loop(load_scenario("calm").with_overrides(steps=steps), "revm")
+    placed = sum(actions.get("place_trigger", 0) for actions in stats.actions_by_kind.values())
+    reverted = sum(n for reasons in stats.reverts_by_kind.values() for reason, n in reasons.items()
+                   if reason.startswith("place_trigger:"))
+    print(json.dumps({"peak_rss_mb": _peak_rss_kb() / 1024, "loop_peak_rss_mb": loop_peak[0],
+                      "trigger_orders": placed - reverted}))
 
 
 def _peak_rss_kb() -> float:
@@ -337,11 +363,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  idle_ratio        {m['idle_ratio']:>8.2f}   {m['bare_ms']:.1f} CPU ms/step bare, {m['idle_ms']:.1f} "
               f"with {IDLE_ACCOUNTS:,} idle position holders; {_verdict('idle_ratio', m['idle_ratio'])}", flush=True)
     if "rss" not in args.skip:
-        small, large = (peak_rss_mb(steps) for steps in RSS_STEPS)
+        short, long = (memory_run(steps) for steps in RSS_STEPS)
+        small, large = short.peak_rss_mb, long.peak_rss_mb
         print(f"memory: calm as shipped, revm, each run in its own process")
         per_1000 = (large - small) / (RSS_STEPS[1] - RSS_STEPS[0]) * 1000
         print(f"  peak RSS          {small:,.0f} MB at {RSS_STEPS[0]:,} steps, {large:,.0f} MB at {RSS_STEPS[1]:,} steps "
               f"({per_1000:+.1f} MB per 1,000 steps)")
+        print(f"  step loop alone   {short.loop_peak_rss_mb:,.0f} MB and {long.loop_peak_rss_mb:,.0f} MB (ratio "
+              f"{long.loop_peak_rss_mb / short.loop_peak_rss_mb:.2f}); the run's end adds the report package's imports")
+        print(f"  trigger orders    {short.trigger_orders:,} and {long.trigger_orders:,} placed, nine storage slots each, "
+              "all kept by pyrevm's database to the end")
         print(f"  rss_ratio         {large / small:>8.2f}   {_verdict('rss_ratio', large / small)}", flush=True)
     return 0
 
