@@ -52,11 +52,14 @@ def replay_scenario(scenario: Scenario, space: AttackSpace, best: TrialResult) -
     return with_attacker(scenario, attacker_spec(space, best.moves, start_step=best.at_step))
 
 
+METHODS = {"cem": "cross-entropy", "tpe": "optuna-tpe"}
+
+
 def attack_record(scenario: Scenario, space: AttackSpace, result: SearchResult, backend: str) -> dict[str, Any]:
     best = result.best
     return {
         "scenario": scenario.name, "scenario_seed": scenario.seed, "backend": backend,
-        "search": {"method": "cross-entropy", "seed": space.seed, "trials": space.trials,
+        "search": {"method": METHODS[space.sampler], "seed": space.seed, "trials": space.trials,
                    "trials_run": len(result.trials), "seconds": round(result.seconds, 3),
                    "trials_per_second": round(result.trials_per_second, 2),
                    "trials_to_first_profit": result.first_profit, "interrupted": result.interrupted},

@@ -14,7 +14,7 @@ a slot list into the `Move`s the scripted attacker plays.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -53,6 +53,7 @@ class AttackSpace(BaseModel):
     horizon: Integer = Field(ge=1, le=MAX_HORIZON, description="blocks of moves before the unwind")
     trials: Integer = Field(200, ge=1, le=MAX_TRIALS, description="plans tried")
     seed: Integer = Field(0, ge=0, le=2**63 - 1, description="seeds the search")
+    sampler: Literal["tpe", "cem"] = Field("tpe", description="the search: Optuna's TPE, or cross-entropy (cem)")
     at_steps: tuple[Integer, ...] = Field((), description="steps the attack starts at; default: a third of the run")
     max_moves: Integer = Field(4, ge=1, le=MAX_MOVES, description="moves in a plan, at most")
     kinds: tuple[str, ...] = Field(MOVE_KINDS, description="the moves the search may use")
@@ -71,7 +72,7 @@ class AttackSpace(BaseModel):
         return self
 
 
-FLAGS = {"capital": "--capital", "horizon": "--horizon", "trials": "--trials", "seed": "--seed",
+FLAGS = {"capital": "--capital", "horizon": "--horizon", "trials": "--trials", "seed": "--seed", "sampler": "--sampler",
          "at_steps": "--at-step", "max_moves": "--max-moves", "subaccounts": "--subaccounts",
          "min_profit": "--min-profit", "kinds": "--moves", "max_leverage": "--max-leverage",
          "bribe_cost": "--bribe-cost", "capital_cost": "--capital-cost"}

@@ -120,6 +120,7 @@ def test_the_same_seed_gives_the_same_best_plan(tmp_path: Path) -> None:
     (["--moves", "open,teleport"], "--moves"),
     (["--defence", "deviation_guard=2"], "--defence deviation_guard=2: expected less than 1"),
     (["--defence", "no_such_defence=true"], "no_such_defence"),
+    (["--sampler", "random"], "'random' is not one of 'tpe', 'cem'"),
 ])
 def test_a_bad_option_exits_2_naming_it(tmp_path: Path, args: list[str], expected: str) -> None:
     base = {"--capital": "1000000", "--horizon": "3"}
@@ -188,3 +189,47 @@ def test_an_interrupted_search_writes_what_it_tried(tmp_path: Path) -> None:
     record = json.loads(paths["attack"].read_text())
     assert record["search"]["interrupted"] is True and record["search"]["trials_run"] == 5
     assert len(pq.read_table(paths["trials"])) == 5
+
+
+SPOT = Path(__file__).parent / "data" / "attack-spot.toml"
+
+
+def test_on_a_pool_priced_market_the_search_pumps_the_pool(tmp_path: Path) -> None:
+    """The SpotPool moves: on a market whose feed reads a thin pool's spot price (no TWAP, no
+    guard, no open-interest cap), the search finds the Mango plan: a long (on its own or one
+    leg of a wash trade whose other leg is walked away from) and a spot buy that pumps the
+    feed, the long closed at the pumped price and the base sold back. With the file's defences
+    the same plan loses."""
+    options = dict(capital=1_000_000.0, horizon=3, at_steps=(10,), trials=300, seed=0,
+                   kinds=(*NO_BRIBES.split(","), "spot_buy", "spot_sell"))  # benchmarks/attack.py's spot rows
+    off = {"pool_window": 0, "deviation_guard": 0.0, "max_oi_usd": 0.0}
+    run = run_attack(load_scenario(SPOT, defences=off), out_dir=tmp_path / "off", progress=False, **options)
+    best = run.result.best
+    assert best.profit > THRESHOLD
+    kinds = {m.kind for m in best.moves}
+    assert "spot_buy" in kinds and kinds & {"open", "wash"}, [m.words() for m in best.moves]  # a long, a pump
+    record = json.loads((tmp_path / "off" / "attack.json").read_text())
+    assert "sell MNGO base" not in record["best"]["transactions"][-1]["what"]  # the unwind sold the base back
+    defended = load_scenario(SPOT)
+    executor = Executor(defended, make_space(defended, **{k: v for k, v in options.items() if k != "trials"}))
+    try:
+        assert executor.run(10, best.moves).profit < 0
+    finally:
+        executor.close()
+
+
+def test_the_cross_entropy_sampler_searches_the_same_space_reproducibly(tmp_path: Path) -> None:
+    """--sampler cem: the cross-entropy method draws the plans instead of Optuna's TPE,
+    seeded too; the record names the method."""
+    scenario = load_scenario(SCENARIO, defences={"nav_at_close_price": False})
+    options = dict(capital=1_000_000.0, horizon=3, at_steps=(10,), trials=25, seed=2,
+                   kinds=tuple(NO_BRIBES.split(",")))
+    a = run_attack(scenario, out_dir=tmp_path / "a", progress=False, sampler="cem", **options)
+    b = run_attack(scenario, out_dir=tmp_path / "b", progress=False, sampler="cem", **options)
+    tpe = run_attack(scenario, out_dir=tmp_path / "tpe", progress=False, **options)
+    assert [t.result.moves for t in a.result.trials] == [t.result.moves for t in b.result.trials]
+    assert a.result.best.profit_units == b.result.best.profit_units
+    assert [t.result.moves for t in a.result.trials] != [t.result.moves for t in tpe.result.trials]
+    assert len({tuple(t.result.moves) for t in a.result.trials}) > 20  # it explores, not one plan repeated
+    methods = [json.loads((tmp_path / d / "attack.json").read_text())["search"]["method"] for d in ("a", "tpe")]
+    assert methods == ["cross-entropy", "optuna-tpe"]
