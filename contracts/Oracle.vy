@@ -25,7 +25,9 @@
      refused and anyone may `refresh` the feed from the pool. As its *fallback*, the pool
      stands in whenever fewer than `min_reporters` reports are fresh. Either way a pool's
      price goes through the same deviation guard, breach and band as a median; the pool's
-     price takes the median's place. With no pool named (the default) nothing changes.
+     price takes the median's place, and a breach at a pool TWAP's level is accepted only
+     after max(`breach_timeout`, the window plus the pool's observation spacing): a pump's
+     footprint stays in a TWAP, level, that long after the pump ends. With no pool named (the default) nothing changes.
      A feed's `min_price` (0: none) is a floor the feed never reports through: a median (or
      pool price) below it starts a breach that `breach_timeout` never accepts, so the feed
      is invalid until a median at or above the floor is accepted (or the owner lowers the
@@ -475,6 +477,7 @@ def _submit(asset: uint256):
     median: uint256 = 0
     count: uint256 = 0
     median, count = self._median(asset)
+    timeout: uint256 = self.feeds[asset].breach_timeout
     if count < self.feeds[asset].min_reporters:
         if self.sources[asset].pool == empty(address):
             return
@@ -482,6 +485,12 @@ def _submit(asset: uint256):
         median = self._pool_price(asset)
         if median == 0:
             return
+        # a pump's footprint stays in the pool's TWAP, level, for up to a window (and an
+        # observation spacing) after the pump ends: only a level that persisted longer than
+        # that is the market's, not its echo
+        window: uint256 = self.sources[asset].window
+        if window > 0:
+            timeout = max(timeout, window + staticcall ISpotPool(self.sources[asset].pool).OBSERVATION_SPACING())
     if median < self.feeds[asset].min_price:
         # below the floor: a breach (restarted at each new level) that no timeout accepts
         if s.breach_since == 0 or s.breach_price != median:
@@ -501,7 +510,7 @@ def _submit(asset: uint256):
         self.state[asset].breach_since = block.timestamp
         self.state[asset].breach_price = median
         log DeviationBreach(asset=asset, median=median, last_price=reference)
-    elif self.feeds[asset].breach_timeout > 0 and block.timestamp >= s.breach_since + self.feeds[asset].breach_timeout:
+    elif timeout > 0 and block.timestamp >= s.breach_since + timeout:
         self._accept(asset, median, count, True)
         log BreachCleared(asset=asset, price=median)
 

@@ -52,6 +52,8 @@ price_cumulative: public(uint256)  # sum of spot price * seconds, USD 1e18 * sec
 cumulative_at: public(uint256)     # unix seconds `price_cumulative` runs to
 observations: public(Observation[OBSERVATIONS])  # the TWAP ring buffer
 observation_index: public(uint256)  # the newest observation's slot
+seeded_at: public(uint256)   # unix seconds of the seeding deposit (the first observation's time)
+seed_price: public(uint256)  # the spot price the seeding deposit set, USD 1e18 per base unit
 
 # ---------------------------------------------------------------- EVENTS
 event LiquidityAdded:
@@ -126,6 +128,8 @@ def add_liquidity(max_base: uint256, max_quote: uint256, min_shares: uint256) ->
         self.reserve_base = base_in
         self.reserve_quote = quote_in
         self._observe(self.price_cumulative)  # the TWAP runs from the seeding block
+        self.seeded_at = block.timestamp
+        self.seed_price = self._spot()
     else:
         minted = min(max_base * total // rb, max_quote * total // rq)
         assert minted > 0, "pool: zero shares"
@@ -240,8 +244,11 @@ def twap(window: uint256) -> uint256:
     """
     @notice Time-weighted average of the spot price over about the last `window` seconds.
     @dev From the newest stored observation at least `window` old, or the oldest one kept,
-         to now. The current block's trades carry no weight: once an action has updated
-         the cumulative price in this block, no time has passed since.
+         to now. A pool younger than `window` counts the time before it was seeded at its
+         seeding price, so a young pool's TWAP has the full window's inertia (a pump in its
+         first minutes weighs what it would later; Uniswap v3 refuses such a window with
+         "OLD" instead). The current block's trades carry no weight: once an action has
+         updated the cumulative price in this block, no time has passed since.
     @param window Seconds.
     @return USD 1e18 per base unit; the spot price when no observation is older than now;
             0 when the pool is empty.
@@ -262,6 +269,9 @@ def twap(window: uint256) -> uint256:
         i = (i + OBSERVATIONS - 1) % OBSERVATIONS
     if best.timestamp == 0 or best.timestamp >= block.timestamp:
         return self._spot()
+    if best.timestamp > target and best.timestamp == self.seeded_at:  # younger than the window
+        padded: uint256 = best.timestamp - target
+        return (now_cumulative - best.cumulative + self.seed_price * padded) // (block.timestamp - target)
     return (now_cumulative - best.cumulative) // (block.timestamp - best.timestamp)
 
 

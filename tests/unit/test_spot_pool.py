@@ -142,8 +142,30 @@ def test_twap_weighs_each_price_by_the_time_it_held(world, chain):
     chain.mine(600)
     assert p.call("twap", 600) == moved
     assert p.call("twap", 1_200) == (2_000 * WAD * 600 + moved * 600) // 1_200
-    # a window longer than the history kept: the average since the oldest observation
-    assert p.call("twap", 10**6) == p.call("twap", 1_200)
+    # a window longer than the pool's life: the time before its seeding counts at the seeding price
+    assert p.call("twap", 10**6) == (2_000 * WAD * 600 + moved * 600 + 2_000 * WAD * (10**6 - 1_200)) // 10**6
+
+
+def test_a_young_pools_twap_has_the_whole_windows_inertia(world, chain):
+    """Regression (found by `perpsim attack` on tests/sim/data/attack-spot.toml): a pool a
+    minute old, pumped for one 12-s block, moved its 600-s TWAP by 12/72 of the pump (the
+    average ran from the seeding only), 8% on a 3.4M long, paid $221,764 with every defence
+    but the open-interest cap on. The time before the seeding now counts at the seeding
+    price, so the pump weighs 12/600 of the window, as it would in an old pool."""
+    pools, trader = world
+    p = pools.pool
+    start = p.call("seeded_at")
+    assert start == p.call("observations", 0)[1] and p.call("seed_price") == 2_000 * WAD
+    chain.set_timestamp(start + 60)
+    p.transact("swap", False, 1_000_000 * USDC, 0, sender=trader)
+    pumped = p.call("spot_price")
+    assert pumped > 2 * 2_000 * WAD
+    chain.mine(12)
+    twap = p.call("twap", 600)
+    assert twap == (2_000 * WAD * 60 + pumped * 12 + 2_000 * WAD * (600 - 72)) // 600
+    assert twap < 2_000 * WAD + (pumped - 2_000 * WAD) * 12 // 600 + 1
+    unpadded = (2_000 * WAD * 60 + pumped * 12) // 72  # what it read before
+    assert unpadded - 2_000 * WAD > 8 * (twap - 2_000 * WAD)  # 600 / 72 times the move
 
 
 def test_trades_inside_the_current_block_carry_no_weight(world, chain):
