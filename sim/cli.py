@@ -5,7 +5,7 @@
                          [--dashboard [--host H] [--port N]] [--pace SECONDS]
     perpsim sweep SCENARIO [--seeds N|A..B] [--grid KEY=V1,V2 ...] [--steps N] [--out DIR]
                            [--executor local|ray] [--workers N] [--address ADDR] [--reports] [--resume]
-    perpsim attack SCENARIO --capital USD --horizon BLOCKS [--trials N] [--seed S] [--sampler tpe|cem]
+    perpsim attack SCENARIO --capital USD --horizon BLOCKS [--trials N] [--seed S] [--sampler cem|tpe]
                             [--at-step K ...] [--defence NAME=VALUE ...] [--moves KIND,...] [--out DIR [--force]]
     perpsim dashboard RUN_DIR [--host H] [--port N]
     perpsim list [--top] [--markets] [--prices] [--oracle] [--agents] [--shocks] [--defences]
@@ -315,8 +315,8 @@ def sweep_command(scenario: str, **options: Any) -> None:
 @click.option("--horizon", type=int, required=True, metavar="BLOCKS", help="blocks of moves before the unwind")
 @click.option("--trials", type=int, default=200, show_default=True, help="plans to try")
 @click.option("--seed", type=int, default=0, show_default=True, help="seeds the search")
-@click.option("--sampler", type=click.Choice(["tpe", "cem"]), default="tpe", show_default=True,
-              help="the search: Optuna's TPE, or the cross-entropy method")
+@click.option("--sampler", type=click.Choice(["cem", "tpe"]), default="cem", show_default=True,
+              help="the search: the cross-entropy method, or Optuna's TPE (the search extra)")
 @click.option("--at-step", "at_steps", type=int, multiple=True, metavar="K",
               help="a step to attack at (repeatable; default: a third of the run)")
 @click.option("--defence", "defences", multiple=True, metavar="NAME=VALUE", help="set a [defences] flag (repeatable)")

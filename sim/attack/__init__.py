@@ -10,7 +10,7 @@ that `perpsim run` replays to the token unit) and `attack.html`.
   slots a plan is encoded in for the search;
 - `executor`: runs the scenario (the attacker idle inside it) to each start step, snapshots,
   and plays one plan from a snapshot while every other agent acts, then reverts;
-- `search`: the seeded search (Optuna's TPE, or cross-entropy), the winner's shrinking, the
+- `search`: the seeded search (cross-entropy, or Optuna's TPE), the winner's shrinking, the
   progress bar;
 - `outputs`, `page`: the files;
 - `command`: `run_attack`, what the command line calls.

@@ -53,7 +53,7 @@ class AttackSpace(BaseModel):
     horizon: Integer = Field(ge=1, le=MAX_HORIZON, description="blocks of moves before the unwind")
     trials: Integer = Field(200, ge=1, le=MAX_TRIALS, description="plans tried")
     seed: Integer = Field(0, ge=0, le=2**63 - 1, description="seeds the search")
-    sampler: Literal["tpe", "cem"] = Field("tpe", description="the search: Optuna's TPE, or cross-entropy (cem)")
+    sampler: Literal["cem", "tpe"] = Field("cem", description="the search: cross-entropy (cem), or Optuna's TPE")
     at_steps: tuple[Integer, ...] = Field((), description="steps the attack starts at; default: a third of the run")
     max_moves: Integer = Field(4, ge=1, le=MAX_MOVES, description="moves in a plan, at most")
     kinds: tuple[str, ...] = Field(MOVE_KINDS, description="the moves the search may use")

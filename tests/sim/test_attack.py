@@ -120,7 +120,7 @@ def test_the_same_seed_gives_the_same_best_plan(tmp_path: Path) -> None:
     (["--moves", "open,teleport"], "--moves"),
     (["--defence", "deviation_guard=2"], "--defence deviation_guard=2: expected less than 1"),
     (["--defence", "no_such_defence=true"], "no_such_defence"),
-    (["--sampler", "random"], "'random' is not one of 'tpe', 'cem'"),
+    (["--sampler", "random"], "'random' is not one of 'cem', 'tpe'"),
 ])
 def test_a_bad_option_exits_2_naming_it(tmp_path: Path, args: list[str], expected: str) -> None:
     base = {"--capital": "1000000", "--horizon": "3"}
@@ -218,18 +218,18 @@ def test_on_a_pool_priced_market_the_search_pumps_the_pool(tmp_path: Path) -> No
         executor.close()
 
 
-def test_the_cross_entropy_sampler_searches_the_same_space_reproducibly(tmp_path: Path) -> None:
-    """--sampler cem: the cross-entropy method draws the plans instead of Optuna's TPE,
-    seeded too; the record names the method."""
+def test_optuna_tpe_searches_the_same_space_reproducibly(tmp_path: Path) -> None:
+    """--sampler tpe: Optuna's TPE draws the plans instead of the cross-entropy method, seeded
+    too; the record names the method."""
     scenario = load_scenario(SCENARIO, defences={"nav_at_close_price": False})
     options = dict(capital=1_000_000.0, horizon=3, at_steps=(10,), trials=25, seed=2,
                    kinds=tuple(NO_BRIBES.split(",")))
-    a = run_attack(scenario, out_dir=tmp_path / "a", progress=False, sampler="cem", **options)
-    b = run_attack(scenario, out_dir=tmp_path / "b", progress=False, sampler="cem", **options)
-    tpe = run_attack(scenario, out_dir=tmp_path / "tpe", progress=False, **options)
+    a = run_attack(scenario, out_dir=tmp_path / "a", progress=False, sampler="tpe", **options)
+    b = run_attack(scenario, out_dir=tmp_path / "b", progress=False, sampler="tpe", **options)
+    cem = run_attack(scenario, out_dir=tmp_path / "cem", progress=False, **options)
     assert [t.result.moves for t in a.result.trials] == [t.result.moves for t in b.result.trials]
     assert a.result.best.profit_units == b.result.best.profit_units
-    assert [t.result.moves for t in a.result.trials] != [t.result.moves for t in tpe.result.trials]
+    assert [t.result.moves for t in a.result.trials] != [t.result.moves for t in cem.result.trials]
     assert len({tuple(t.result.moves) for t in a.result.trials}) > 20  # it explores, not one plan repeated
-    methods = [json.loads((tmp_path / d / "attack.json").read_text())["search"]["method"] for d in ("a", "tpe")]
-    assert methods == ["cross-entropy", "optuna-tpe"]
+    methods = [json.loads((tmp_path / d / "attack.json").read_text())["search"]["method"] for d in ("a", "cem")]
+    assert methods == ["optuna-tpe", "cross-entropy"]
