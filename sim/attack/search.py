@@ -13,9 +13,10 @@ Two samplers ask for plans and are told what each made (`Proposer`):
   own subspace); the first TPE_STARTUP trials are random.
 
 `make bench-attack` compares them on the same rows and seeds. Over five seeds the
-cross-entropy method found a profitable plan in more searches (15 of 60 against 12) and in
-the one row only one of them cracked (the premium mark, README's security model); TPE made
-more where both found one and was quicker on some rows. It finds more, so it is the default.
+cross-entropy method found a profitable plan in more searches (13 of 60 against 10),
+including the premium-mark finding (README's security model) that TPE never found; TPE
+found one row the other did not (a spot-priced pool under the guard), made more where both
+found one, and was quicker on the F1 row. It finds more, so it is the default.
 
 The attack's start steps are searched one after another, latest first (reverting to an
 earlier snapshot invalidates the later ones, which the executor then rebuilds), the trials
