@@ -477,7 +477,7 @@ def _submit(asset: uint256):
     median: uint256 = 0
     count: uint256 = 0
     median, count = self._median(asset)
-    timeout: uint256 = self.feeds[asset].breach_timeout
+    from_pool: bool = False
     if count < self.feeds[asset].min_reporters:
         if self.sources[asset].pool == empty(address):
             return
@@ -485,12 +485,7 @@ def _submit(asset: uint256):
         median = self._pool_price(asset)
         if median == 0:
             return
-        # a pump's footprint stays in the pool's TWAP, level, for up to a window (and an
-        # observation spacing) after the pump ends: only a level that persisted longer than
-        # that is the market's, not its echo
-        window: uint256 = self.sources[asset].window
-        if window > 0:
-            timeout = max(timeout, window + staticcall ISpotPool(self.sources[asset].pool).OBSERVATION_SPACING())
+        from_pool = True
     if median < self.feeds[asset].min_price:
         # below the floor: a breach (restarted at each new level) that no timeout accepts
         if s.breach_since == 0 or s.breach_price != median:
@@ -510,9 +505,27 @@ def _submit(asset: uint256):
         self.state[asset].breach_since = block.timestamp
         self.state[asset].breach_price = median
         log DeviationBreach(asset=asset, median=median, last_price=reference)
-    elif timeout > 0 and block.timestamp >= s.breach_since + timeout:
+    elif self._breach_persisted(asset, s.breach_since, from_pool):
         self._accept(asset, median, count, True)
         log BreachCleared(asset=asset, price=median)
+
+
+@view
+@internal
+def _breach_persisted(asset: uint256, since: uint256, from_pool: bool) -> bool:
+    """
+    @notice Whether a breach level held since `since` has persisted long enough to be
+            accepted: `breach_timeout` (0: never), and for a pool TWAP's level at least the
+            window plus the pool's observation spacing, as long as a pump's footprint stays
+            level in the TWAP after the pump ends (an echo is not the market).
+    """
+    timeout: uint256 = self.feeds[asset].breach_timeout
+    if timeout == 0:
+        return False
+    window: uint256 = self.sources[asset].window
+    if from_pool and window > 0:
+        timeout = max(timeout, window + staticcall ISpotPool(self.sources[asset].pool).OBSERVATION_SPACING())
+    return block.timestamp >= since + timeout
 
 
 @internal
